@@ -1,0 +1,175 @@
+"""One typed settings object for the whole pipeline.
+
+Settings come from, in increasing priority: the defaults below, a ``skadestue.toml`` file
+(the working directory's, or the one named by ``SKADESTUE_CONFIG``), and environment
+variables (``SKADESTUE_INBOX``, ``SKADESTUE_WAREHOUSE``, ``SKADESTUE_PUBLISH``,
+``SKADESTUE_PSEUDONYM_KEY``). Command-line options override all of them.
+
+The pseudonym key is never read from the TOML file: it lives in the environment (or a
+Prefect secret) only, so it never ends up in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+#: The repository root (holds ``warehouse/`` and ``expectations/``).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: The eight municipalities of Syd- og Sønderjyllands Politi (DAGI kommunekoder).
+REGION_KOMMUNER: dict[str, str] = {
+    "0510": "Haderslev",
+    "0540": "Sønderborg",
+    "0550": "Tønder",
+    "0561": "Esbjerg",
+    "0563": "Fanø",
+    "0573": "Varde",
+    "0575": "Vejen",
+    "0580": "Aabenraa",
+}
+
+DEMO_PSEUDONYM_KEY = "demo-key-not-for-real-data"
+
+
+class ErColumns(BaseModel):
+    """Map from the canonical ER column name to the name used in a site's export.
+
+    A site whose export says ``Ankomsttidspunkt`` instead of ``ankomst`` sets
+    ``[ingest.er_columns] ankomst = "Ankomsttidspunkt"`` in ``skadestue.toml``.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    kontakt_id: str = "kontakt_id"
+    sygehus: str = "sygehus"
+    ankomst: str = "ankomst"
+    ulykke_tid: str = "ulykke_tid"
+    cpr: str = "cpr"
+    koen: str = "koen"
+    alder: str = "alder"
+    transportmiddel: str = "transportmiddel"
+    modpart: str = "modpart"
+    ulykkessted: str = "ulykkessted"
+    kommune: str = "kommune"
+    diagnose: str = "diagnose"
+    bidiagnoser: str = "bidiagnoser"
+    afslutning: str = "afslutning"
+    fritekst: str = "fritekst"
+
+
+class IngestSettings(BaseModel):
+    er_glob: str = "skadestue/*.csv"
+    police_accident_glob: str = "politi/uheld_*.csv"
+    police_person_glob: str = "politi/personer_*.csv"
+    er_columns: ErColumns = Field(default_factory=ErColumns)
+    #: Police exports: canonical (upper case, vejman.dk) name -> the name in the file.
+    police_accident_columns: dict[str, str] = Field(default_factory=dict)
+    police_person_columns: dict[str, str] = Field(default_factory=dict)
+    max_age: int = 120
+
+
+class GeocodeSettings(BaseModel):
+    #: rapidfuzz WRatio score (0-100) a street name must reach to count as a fuzzy match.
+    fuzzy_min_score: float = 88.0
+    #: A fuzzy match only counts when it beats the runner-up by at least this margin.
+    fuzzy_margin: float = 4.0
+
+
+class LinkSettings(BaseModel):
+    #: Pairs above this Splink match probability are linked into one casualty.
+    match_threshold: float = 0.9
+    #: Return visits / transfers of one injury are looked for this many days after arrival.
+    return_visit_days: int = 30
+
+
+class HotspotSettings(BaseModel):
+    #: Length of the analysis period in years, ending with the last full year in the data.
+    period_years: int = 5
+    grid_sizes_m: list[int] = Field(default_factory=lambda: [100, 1000])
+    segment_windows_m: list[int] = Field(default_factory=lambda: [100, 500])
+    #: A casualty within this distance of a junction belongs to the junction.
+    junction_radius_m: float = 50.0
+    #: Municipal rule of thumb: at least this many accidents at a junction (or in a
+    #: 400 m stretch) over the period.
+    rule_min_accidents: int = 4
+    rule_stretch_m: float = 400.0
+    #: Severity weights for the score (killed, serious, slight, unknown).
+    weight_killed: float = 10.0
+    weight_serious: float = 5.0
+    weight_slight: float = 1.0
+    weight_unknown: float = 1.0
+    #: Distance band for Getis-Ord Gi* on the 100 m grid.
+    gi_distance_m: float = 300.0
+    gi_permutations: int = 199
+    seed: int = 20240101
+
+
+class PublishSettings(BaseModel):
+    #: Disclosure control for the lokalråd tier: ER-derived counts 1..k-1 are suppressed.
+    suppression_k: int = 3
+    plan_buffer_m: float = 50.0
+
+
+class Settings(BaseModel):
+    inbox: Path = Path("data/inbox")
+    warehouse: Path = Path("data/warehouse.duckdb")
+    publish_dir: Path = Path("data/publish")
+    #: Great Expectations Data Docs (HTML) of every run.
+    quality_dir: Path = Path("data/quality")
+    #: Read from SKADESTUE_PSEUDONYM_KEY only.
+    pseudonym_key: str | None = Field(default=None, repr=False)
+    kommuner: dict[str, str] = Field(default_factory=lambda: dict(REGION_KOMMUNER))
+    #: DuckDB resources (the machine has 2 cores).
+    duckdb_threads: int = 2
+    duckdb_memory_limit: str = "8GB"
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    geocode: GeocodeSettings = Field(default_factory=GeocodeSettings)
+    link: LinkSettings = Field(default_factory=LinkSettings)
+    hotspot: HotspotSettings = Field(default_factory=HotspotSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
+
+    def require_pseudonym_key(self) -> bytes:
+        """The HMAC key, or a clear error telling the operator how to set it."""
+        if not self.pseudonym_key:
+            raise MissingPseudonymKey(
+                "SKADESTUE_PSEUDONYM_KEY is not set. The CPR pseudonym key must come from "
+                "the environment (or a Prefect secret), never from a file in the repository. "
+                "Set it, e.g. `export SKADESTUE_PSEUDONYM_KEY=$(cat /etc/skadestue/key)`, "
+                "and use the same key every night so pseudonyms stay stable."
+            )
+        return self.pseudonym_key.encode("utf-8")
+
+
+class MissingPseudonymKey(RuntimeError):
+    """Raised when a run needs the pseudonym key and the environment has none."""
+
+
+_ENV = {
+    "SKADESTUE_INBOX": "inbox",
+    "SKADESTUE_WAREHOUSE": "warehouse",
+    "SKADESTUE_PUBLISH": "publish_dir",
+    "SKADESTUE_QUALITY": "quality_dir",
+    "SKADESTUE_PSEUDONYM_KEY": "pseudonym_key",
+}
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Read settings from defaults, ``skadestue.toml``, the environment and ``overrides``.
+
+    ``overrides`` with value ``None`` are ignored, so CLI options can be passed straight in.
+    """
+    data: dict[str, object] = {}
+    path = config_file or Path(os.environ.get("SKADESTUE_CONFIG", "skadestue.toml"))
+    if path.exists():
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+        data.pop("pseudonym_key", None)  # never from a file
+    for env, field in _ENV.items():
+        if os.environ.get(env):
+            data[field] = os.environ[env]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings.model_validate(data)
