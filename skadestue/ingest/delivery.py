@@ -1,0 +1,549 @@
+"""Load the inbox: one delivery per file, one transaction per delivery, every row accounted.
+
+For each file (sorted by name): hash it; skip it when the hash was loaded before; decode and
+split it; map its header onto the canonical columns; type the rows; and write ``raw.*``
+(every row), ``staging.*`` (the usable rows), ``quality.quarantine`` (the rest, with reasons)
+and ``ops.delivery`` / ``ops.run_file`` in one transaction. rows_read = rows_loaded +
+rows_quarantined is checked against the database before the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pandas as pd
+
+from skadestue.config import Settings
+from skadestue.ingest.checks import Findings
+from skadestue.ingest.er import ER_SPEC
+from skadestue.ingest.police import ACCIDENT_SPEC, PERSON_SPEC
+from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, read_delivery
+from skadestue.ingest.sources import CprFacts, SourceSpec, Typed
+from skadestue.pseudonym import (
+    parse_cpr,
+    pseudonymise,
+    redact_cpr,
+    redact_cpr_series,
+    scrub_valid_cpr_series,
+)
+
+log = logging.getLogger(__name__)
+
+SPECS: tuple[SourceSpec, ...] = (ER_SPEC, ACCIDENT_SPEC, PERSON_SPEC)
+
+
+class IngestAccountingError(RuntimeError):
+    """rows_read != rows_loaded + rows_quarantined for a delivery (a bug: nothing committed)."""
+
+
+@dataclass
+class DeliveryResult:
+    """The outcome of one delivered file."""
+
+    file: str
+    source: str
+    status: str  # loaded | rejected
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    message: str | None = None
+    delivery_id: str | None = None
+    delivery_seq: int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    extra_columns: list[str] = field(default_factory=list)
+    notes: int = 0
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did: a row per delivery, plus the files skipped as duplicates."""
+
+    run_id: str
+    deliveries: list[DeliveryResult] = field(default_factory=list)
+    skipped_duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(d.rows_read for d in self.deliveries)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(d.rows_loaded for d in self.deliveries)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(d.rows_quarantined for d in self.deliveries)
+
+    @property
+    def rejected(self) -> list[str]:
+        return [d.file for d in self.deliveries if d.status == "rejected"]
+
+
+class _RejectedFile(Exception):
+    """A whole file is rejected (message, data rows counted so far)."""
+
+    def __init__(self, message: str, rows_read: int, csv_file: CsvFile | None = None) -> None:
+        super().__init__(message)
+        self.rows_read = rows_read
+        self.csv_file = csv_file
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def discover(inbox: Path, settings: Settings) -> list[tuple[str, Path, SourceSpec]]:
+    """Delivered files in the inbox, with their source, sorted by path relative to the inbox."""
+    found: dict[str, tuple[Path, SourceSpec]] = {}
+    for spec in SPECS:
+        for path in inbox.glob(spec.glob(settings)):
+            if path.is_file():
+                found.setdefault(path.relative_to(inbox).as_posix(), (path, spec))
+    return [(rel, p, spec) for rel, (p, spec) in sorted(found.items())]
+
+
+def loaded_delivery_for_hash(con: duckdb.DuckDBPyConnection, digest: str) -> str | None:
+    """The delivery id that already holds this content hash, if any."""
+    row = con.execute(
+        "SELECT delivery_id FROM ops.delivery WHERE content_hash = ? ORDER BY delivery_seq LIMIT 1",
+        [digest],
+    ).fetchone()
+    return row[0] if row else None
+
+
+# --------------------------------------------------------------------------- columns
+
+
+@dataclass
+class ColumnMap:
+    """Where each canonical column is in the file's header, and what is left over."""
+
+    positions: dict[str, int]
+    extra: dict[str, int]
+    missing_required: list[str]
+
+
+def map_columns(header: list[str], spec: SourceSpec, mapping: dict[str, str]) -> ColumnMap:
+    """Match the header case-insensitively: the configured name first, then the canonical one."""
+    by_name: dict[str, int] = {}
+    for i, name in enumerate(header):
+        by_name.setdefault(name.strip().lower(), i)
+    positions: dict[str, int] = {}
+    for col in spec.columns:
+        for candidate in (mapping.get(col, col), col):
+            i = by_name.get(candidate.strip().lower())
+            if i is not None and i not in positions.values():
+                positions[col] = i
+                break
+    used = set(positions.values())
+    extra: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if i in used:
+            continue
+        label = name or f"column_{i + 1}"
+        while label in extra:
+            label += "_"
+        extra[label] = i
+    missing = [c for c in spec.required if c not in positions]
+    return ColumnMap(positions, extra, missing)
+
+
+def missing_columns_message(spec: SourceSpec, cols: ColumnMap, mapping: dict[str, str], header: list[str]) -> str:
+    """An actionable message naming the missing required columns and the header found."""
+    wanted = ", ".join(
+        f"{c}" + (f" (configured as '{mapping[c]}')" if mapping.get(c, c) != c else "")
+        for c in cols.missing_required
+    )
+    return (
+        f"required column(s) missing: {wanted}; header has: {', '.join(header)[:300]}. "
+        f"Fix the export or map the column in skadestue.toml [ingest] settings."
+    )
+
+
+# --------------------------------------------------------------------------- per-delivery frames
+
+
+@dataclass
+class Prepared:
+    """Everything one delivery writes, computed in memory before the transaction."""
+
+    raw: pd.DataFrame
+    staging: pd.DataFrame
+    quarantine: pd.DataFrame
+    notes: pd.DataFrame
+    rows_read: int
+    rows_quarantined: int
+    extra_columns: list[str]
+
+
+def canonical_frame(csv_file: CsvFile, spec: SourceSpec, cols: ColumnMap) -> pd.DataFrame:
+    """The delivered cells under canonical lower-case names (None where the column is absent)."""
+    n = len(csv_file.cells)
+    data = {}
+    for col in spec.columns:
+        i = cols.positions.get(col)
+        data[col.lower()] = (
+            csv_file.cells[i] if i is not None and i in csv_file.cells.columns
+            else pd.Series([None] * n, dtype="object")
+        )
+    return pd.DataFrame(data, index=range(n))
+
+
+def extra_json(csv_file: CsvFile, cols: ColumnMap) -> tuple[pd.Series, list[str]]:
+    """Unknown columns as one JSON object per row (CPR-like runs redacted), and their names."""
+    n = len(csv_file.cells)
+    keep = {
+        name: i for name, i in cols.extra.items()
+        if i in csv_file.cells.columns
+        and not (name.startswith("column_") and csv_file.cells[i].isna().all())
+    }
+    if not keep or n == 0:
+        return pd.Series([None] * n, dtype="object"), list(keep)
+    frame = pd.DataFrame({name: redact_cpr_series(csv_file.cells[i]) for name, i in keep.items()})
+    lines = frame.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+    return pd.Series(lines, dtype="object"), list(keep)
+
+
+def cpr_facts(df: pd.DataFrame, spec: SourceSpec, key: bytes) -> CprFacts | None:
+    """Pseudonym, status, birth date and sex of the CPR column (the number is not kept)."""
+    if spec.cpr_column is None:
+        return None
+    parsed = parse_cpr(df[spec.cpr_column.lower()])
+    return CprFacts(
+        status=parsed["status"],
+        birth_date=parsed["birth_date"],
+        sex=parsed["sex"],
+        pseudonym=pseudonymise(parsed["cpr_norm"], key),
+    )
+
+
+def field_count_findings(csv_file: CsvFile, rejects: Findings) -> None:
+    """Rows with fewer fields than the header, or extra non-empty fields -> quarantine."""
+    width = len(csv_file.header)
+    short = csv_file.n_fields < width
+    beyond = [c for c in csv_file.cells.columns if c >= width]
+    overflow = (
+        csv_file.cells[beyond].notna().any(axis=1) if beyond else pd.Series(False, index=short.index)
+    )
+    counts = csv_file.n_fields.astype("string")
+    last_line = (csv_file.line_no + csv_file.n_lines - 1).astype("string")
+    spans = (csv_file.n_lines > 1).to_numpy()
+    hint = pd.Series("", index=short.index, dtype="string").mask(
+        spans, " (a quote character joined lines " + csv_file.line_no.astype("string") + "-" + last_line + ")"
+    )
+    rejects.add(short, None, "line has " + counts + f" fields, the header has {width}" + hint)
+    rejects.add(
+        overflow, None, "line has " + counts + f" fields, the header has {width} (extra values)" + hint
+    )
+
+
+def key_findings(
+    df: pd.DataFrame, typed: Typed, spec: SourceSpec, line_no: pd.Series, rejects: Findings
+) -> pd.Series:
+    """CPR-looking keys and duplicate keys within the file; returns the record key text."""
+    parts = []
+    for col in spec.key:
+        raw = df[col.lower()]
+        scrubbed = scrub_valid_cpr_series(raw)
+        rejects.add(
+            raw.notna() & (scrubbed != raw), col,
+            f"{col} looks like a CPR number; the row is not stored",
+        )
+        parts.append(scrubbed.astype("string").fillna(""))
+    record_key = parts[0]
+    for p in parts[1:]:
+        record_key = record_key + "|" + p
+    skey = list(spec.staging_key)
+    complete = typed.staging[skey].notna().all(axis=1)
+    keyed = typed.staging.loc[complete, skey].assign(_line=line_no[complete])
+    superseded = keyed.duplicated(subset=skey, keep="last")
+    last_line = keyed.groupby(skey, sort=False, dropna=False)["_line"].transform("last")
+    rejects.add(
+        superseded.reindex(df.index, fill_value=False),
+        None,
+        ("duplicate key " + record_key + " in this file: superseded by line "
+         + last_line.reindex(df.index).astype("Int64").astype("string")),
+    )
+    return record_key.astype("object")
+
+
+def row_hash(line_text: pd.Series, key: bytes) -> pd.Series:
+    """Audit hash of each original record: HMAC-SHA256 keyed with the pseudonym key, so the
+    hash of a line holding a CPR cannot be brute-forced back to the number."""
+    return pd.Series(
+        [hmac.new(key, t.encode("utf-8"), hashlib.sha256).hexdigest() for t in line_text],
+        index=line_text.index, dtype="object",
+    )
+
+
+def raw_frame(
+    df: pd.DataFrame, spec: SourceSpec, cpr: CprFacts | None, extra: pd.Series,
+    csv_file: CsvFile, key: bytes,
+) -> pd.DataFrame:
+    """raw.* rows: text as delivered, CPR replaced by its facts, narrative only as a length."""
+    skip = {c.lower() for c in (spec.cpr_column, spec.narrative_column) if c}
+    raw = pd.DataFrame(index=df.index)
+    for col in spec.columns:
+        name = col.lower()
+        if name in skip:
+            continue
+        if col in spec.free_text_columns:
+            raw[name] = redact_cpr_series(df[name])
+        else:
+            raw[name] = scrub_valid_cpr_series(df[name])
+    if spec.narrative_column:
+        raw[f"{spec.narrative_column.lower()}_chars"] = (
+            df[spec.narrative_column.lower()].astype("string").str.len().astype("Int64")
+        )
+    if cpr is not None:
+        raw["cpr_pseudonym"] = cpr.pseudonym
+        raw["cpr_status"] = cpr.status
+        raw["cpr_birth_date"] = cpr.birth_date
+        raw["cpr_sex"] = cpr.sex
+    raw["extra"] = extra.to_numpy()
+    raw["line_no"] = csv_file.line_no.to_numpy()
+    raw["row_hash"] = row_hash(csv_file.line_text, key).to_numpy()
+    return raw
+
+
+def _with_lines(findings: pd.DataFrame, line_no: pd.Series, record_key: pd.Series) -> pd.DataFrame:
+    """Findings with their file line and record key; values and reasons CPR-redacted."""
+    out = findings.copy()
+    out["line_no"] = line_no.to_numpy()[out["row"].to_numpy()] if len(out) else pd.Series(dtype="int64")
+    out["record_key"] = record_key.to_numpy()[out["row"].to_numpy()] if len(out) else pd.Series(dtype="object")
+    out["value"] = redact_cpr_series(out["value"], phones=False)
+    out["reason"] = redact_cpr_series(out["reason"], phones=False)
+    return out
+
+
+def prepare_delivery(csv_file: CsvFile, spec: SourceSpec, cols: ColumnMap, settings: Settings, key: bytes) -> Prepared:
+    """Type, check and split one decoded file into raw, staging, quarantine and note frames."""
+    df = canonical_frame(csv_file, spec, cols)
+    cpr = cpr_facts(df, spec, key)
+    typed = spec.type_rows(df, cpr, settings)
+    field_count_findings(csv_file, typed.rejects)
+    record_key = key_findings(df, typed, spec, csv_file.line_no, typed.rejects)
+    rejects = _with_lines(typed.rejects.frame(), csv_file.line_no, record_key)
+    bad_rows = pd.Index(rejects["row"].unique())
+    good = ~df.index.isin(bad_rows)
+    staging = typed.staging[good].copy()
+    for col in staging.columns:
+        if col != "cpr_pseudonym" and staging[col].dtype == object:
+            staging[col] = scrub_valid_cpr_series(staging[col])
+    staging["line_no"] = csv_file.line_no[good].to_numpy()
+    notes = _with_lines(typed.notes.frame(), csv_file.line_no, record_key)
+    notes = notes[~notes["row"].isin(bad_rows)]
+    extra, extra_names = extra_json(csv_file, cols)
+    return Prepared(
+        raw=raw_frame(df, spec, cpr, extra, csv_file, key),
+        staging=staging,
+        quarantine=rejects,
+        notes=notes,
+        rows_read=len(df),
+        rows_quarantined=len(bad_rows),
+        extra_columns=extra_names,
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, select: str = "*") -> None:
+    """INSERT a frame BY NAME (text columns registered as VARCHAR, whatever they hold)."""
+    if frame.empty:
+        return
+    frame = frame.copy()
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            frame[col] = frame[col].astype("string")
+    view = "_ingest_frame"
+    con.register(view, frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+def _next_seq(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT coalesce(max(delivery_seq), 0) + 1 FROM ops.delivery").fetchone()[0])
+
+
+def _insert_delivery(con: duckdb.DuckDBPyConnection, result: DeliveryResult, run_id: str, digest: str) -> None:
+    con.execute(
+        "INSERT INTO ops.delivery (delivery_id, delivery_seq, run_id, source, file_name, content_hash, "
+        "loaded_at, status, encoding, delimiter, rows_read, rows_loaded, rows_quarantined, "
+        "extra_columns, message) VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            result.delivery_id, result.delivery_seq, run_id, result.source, result.file, digest,
+            result.status, result.encoding, result.delimiter, result.rows_read, result.rows_loaded,
+            result.rows_quarantined, result.extra_columns, result.message,
+        ],
+    )
+
+
+def _insert_run_file(con: duckdb.DuckDBPyConnection, run_id: str, file: str, digest: str, action: str, delivery_id: str | None) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO ops.run_file (run_id, file_name, content_hash, action, delivery_id) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [run_id, file, digest, action, delivery_id],
+    )
+
+
+def _findings_rows(frame: pd.DataFrame, run_id: str, result: DeliveryResult) -> pd.DataFrame:
+    """Findings with the delivery's columns, ready for quality.quarantine / ingest_note."""
+    out = frame.drop(columns=["row"]).copy()
+    out["run_id"] = run_id
+    out["delivery_id"] = result.delivery_id
+    out["source"] = result.source
+    out["file_name"] = result.file
+    return out
+
+
+def check_accounting(con: duckdb.DuckDBPyConnection, result: DeliveryResult, spec: SourceSpec) -> None:
+    """rows_read = rows_loaded + rows_quarantined, in the report and in the tables."""
+    did = result.delivery_id
+    n_raw = con.execute(f"SELECT count(*) FROM {spec.raw_table} WHERE delivery_id = ?", [did]).fetchone()[0]
+    n_staged = con.execute(f"SELECT count(*) FROM {spec.staging_table} WHERE delivery_id = ?", [did]).fetchone()[0]
+    n_quar = con.execute(
+        "SELECT count(DISTINCT line_no) FROM quality.quarantine WHERE delivery_id = ? AND line_no IS NOT NULL",
+        [did],
+    ).fetchone()[0]
+    ok = (
+        result.rows_read == result.rows_loaded + result.rows_quarantined
+        and n_raw == result.rows_read
+        and n_staged == result.rows_loaded
+        and n_quar == result.rows_quarantined
+    )
+    if not ok:
+        raise IngestAccountingError(
+            f"{result.file}: row accounting failed (read {result.rows_read}, loaded "
+            f"{result.rows_loaded}, quarantined {result.rows_quarantined}; raw {n_raw}, "
+            f"staging {n_staged}, quarantined lines {n_quar}); nothing was committed"
+        )
+
+
+def write_loaded(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, prepared: Prepared, result: DeliveryResult,
+    run_id: str, digest: str,
+) -> None:
+    """Write one loaded delivery (call inside a transaction)."""
+    raw = prepared.raw.assign(delivery_id=result.delivery_id)
+    staging = prepared.staging.assign(delivery_id=result.delivery_id, delivery_seq=result.delivery_seq)
+    _insert_delivery(con, result, run_id, digest)
+    _insert(con, spec.raw_table, raw)
+    _insert(con, spec.staging_table, staging, spec.staging_select)
+    _insert(con, "quality.quarantine", _findings_rows(prepared.quarantine, run_id, result).assign(stage="ingest"))
+    notes = _findings_rows(prepared.notes, run_id, result).rename(columns={"reason": "note"})
+    _insert(con, "quality.ingest_note", notes)
+    _insert_run_file(con, run_id, result.file, digest, "loaded", result.delivery_id)
+    check_accounting(con, result, spec)
+
+
+def write_rejected(con: duckdb.DuckDBPyConnection, result: DeliveryResult, run_id: str, digest: str) -> None:
+    """Record a whole-file reject: the delivery, one quarantine line (line_no NULL), the run file."""
+    _insert_delivery(con, result, run_id, digest)
+    con.execute(
+        "INSERT INTO quality.quarantine (run_id, delivery_id, source, stage, file_name, line_no, "
+        "record_key, column_name, value, reason) VALUES (?, ?, ?, 'ingest', ?, NULL, NULL, NULL, NULL, ?)",
+        [run_id, result.delivery_id, result.source, result.file, f"whole file rejected: {result.message}"],
+    )
+    _insert_run_file(con, run_id, result.file, digest, "rejected", result.delivery_id)
+
+
+def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], None]) -> None:
+    """Run ``work`` in one transaction: all of it is committed, or none of it."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        work()
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def read_and_map(data: bytes, spec: SourceSpec, settings: Settings) -> tuple[CsvFile, ColumnMap]:
+    """Decode the file and map its header; raises _RejectedFile for a whole-file reject."""
+    try:
+        csv_file = read_delivery(data)
+    except UnreadableFile as exc:
+        raise _RejectedFile(str(exc), exc.rows_read) from None
+    mapping = spec.mapping(settings)
+    cols = map_columns(csv_file.header, spec, mapping)
+    if cols.missing_required:
+        raise _RejectedFile(
+            missing_columns_message(spec, cols, mapping, csv_file.header), len(csv_file.cells), csv_file
+        )
+    return csv_file, cols
+
+
+def load_file(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, data: bytes, digest: str,
+    run_id: str, settings: Settings, key: bytes,
+) -> DeliveryResult:
+    """Load one new delivery (or reject it whole) in one transaction."""
+    result = DeliveryResult(
+        file=rel, source=spec.source, status="loaded", rows_read=0, rows_loaded=0,
+        rows_quarantined=0, delivery_id=f"{spec.source}-{digest[:16]}",
+    )
+    try:
+        csv_file, cols = read_and_map(data, spec, settings)
+    except _RejectedFile as exc:
+        result.status, result.message = "rejected", redact_cpr(str(exc), phones=False)
+        result.rows_read = result.rows_quarantined = exc.rows_read
+        if exc.csv_file is not None:
+            result.encoding, result.delimiter = exc.csv_file.encoding, exc.csv_file.delimiter
+
+        def reject() -> None:
+            result.delivery_seq = _next_seq(con)
+            write_rejected(con, result, run_id, digest)
+
+        _in_transaction(con, reject)
+        log.warning("rejected %s: %s", rel, result.message)
+        return result
+    prepared = prepare_delivery(csv_file, spec, cols, settings, key)
+    result.encoding, result.delimiter = csv_file.encoding, csv_file.delimiter
+    result.message = csv_file.warning
+    result.rows_read = prepared.rows_read
+    result.rows_quarantined = prepared.rows_quarantined
+    result.rows_loaded = prepared.rows_read - prepared.rows_quarantined
+    result.extra_columns = prepared.extra_columns
+    result.notes = len(prepared.notes)
+
+    def load() -> None:
+        result.delivery_seq = _next_seq(con)
+        write_loaded(con, spec, prepared, result, run_id, digest)
+
+    _in_transaction(con, load)
+    log.info(
+        "loaded %s as %s: %d read, %d loaded, %d quarantined, %d notes",
+        rel, result.delivery_id, result.rows_read, result.rows_loaded, result.rows_quarantined, result.notes,
+    )
+    return result
+
+
+def ingest_inbox(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str) -> IngestReport:
+    """Load every new file in ``settings.inbox`` (ER and police), skipping ones already loaded."""
+    key = settings.require_pseudonym_key()
+    inbox = Path(settings.inbox)
+    if not inbox.is_dir():
+        raise FileNotFoundError(
+            f"inbox folder {inbox} does not exist; set SKADESTUE_INBOX or `inbox` in skadestue.toml"
+        )
+    report = IngestReport(run_id=run_id)
+    for rel, path, spec in discover(inbox, settings):
+        data = path.read_bytes()
+        digest = content_hash(data)
+        existing = loaded_delivery_for_hash(con, digest)
+        if existing is not None:
+            _in_transaction(con, lambda: _insert_run_file(con, run_id, rel, digest, "skipped_duplicate", existing))
+            report.skipped_duplicates.append(rel)
+            log.info("skipped %s: same content as delivery %s", rel, existing)
+            continue
+        report.deliveries.append(load_file(con, spec, rel, data, digest, run_id, settings, key))
+    return report

@@ -1,0 +1,16 @@
+-- core.er_contact from staging: the newest delivery of each (sygehus, kontakt_id) wins.
+-- Geocode and casualty columns start empty; the geocode and link stages fill them.
+DELETE FROM core.er_contact;
+INSERT INTO core.er_contact BY NAME
+SELECT
+    sygehus, kontakt_id, delivery_id, ankomst, ulykke_tid, injury_date,
+    cpr_pseudonym, birth_date, sex, age, road_user, counterpart, ulykkessted,
+    kommunekode, diagnose, bidiagnoser, afslutning, severity,
+    CAST(NULL AS DOUBLE) AS x,
+    CAST(NULL AS DOUBLE) AS y,
+    'none' AS geocode_quality,
+    CAST(NULL AS DOUBLE) AS geocode_uncertainty_m,
+    CAST(NULL AS VARCHAR) AS geocode_method,
+    CAST(NULL AS VARCHAR) AS casualty_id
+FROM staging.er_contact
+QUALIFY row_number() OVER (PARTITION BY sygehus, kontakt_id ORDER BY delivery_seq DESC, line_no DESC) = 1;
