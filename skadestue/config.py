@@ -77,6 +77,14 @@ class GeocodeSettings(BaseModel):
     fuzzy_min_score: float = 88.0
     #: A fuzzy match only counts when it beats the runner-up by at least this margin.
     fuzzy_margin: float = 4.0
+    #: Street-only matches: uncertainty = half the street length, capped at this.
+    street_uncertainty_cap_m: float = 1000.0
+    #: Same name in several places: C when the candidates lie within this, else not placed.
+    ambiguous_max_spread_m: float = 2000.0
+    #: Two streets with no shared junction node still "meet" when their lines are this close.
+    junction_max_gap_m: float = 30.0
+    #: Police X/Y this close to the stated kommune's polygon count as inside (coarse DAGI).
+    police_border_tolerance_m: float = 250.0
 
 
 class LinkSettings(BaseModel):
@@ -106,6 +114,8 @@ class HotspotSettings(BaseModel):
     gi_distance_m: float = 300.0
     gi_permutations: int = 199
     seed: int = 20240101
+    #: Road stretches: a casualty is snapped to the nearest street within this distance.
+    segment_snap_m: float = 30.0
 
 
 class PublishSettings(BaseModel):

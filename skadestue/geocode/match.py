@@ -1,0 +1,512 @@
+"""Match parsed locations against the gazetteer held in memory.
+
+Quality follows the address-washing scale (domain.md §6, outputs.md §1):
+
+* ``A`` exact street name (case/punctuation only), unique in the stated area, house number
+  exact (or an exact junction of two such streets);
+* ``B`` safe with small differences: abbreviation, aa/å, typo (edit distance <= 3, clearly the
+  closest name), a house-number letter or a neighbouring number, two streets that meet
+  without a shared node;
+* ``C`` uncertain: street only, a far nearest number, the name found only outside the stated
+  postcode/kommune, or the same name in several places lying close together;
+* ``none``: not placed, with the reason (blank, town only, unknown street, ambiguous ...).
+
+The stated area narrows the search: postcode in the text, then the town in the text, then the
+kommune hint; a name found only outside it (a neighbour) is capped at C. A ward's hint never
+overrides the text: it only narrows and orders the search.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+import duckdb
+import numpy as np
+import pandas as pd
+import shapely
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
+
+from skadestue.config import GeocodeSettings
+from skadestue.geocode.normalise import compact, normalise, simplify, strip_stray_words
+from skadestue.geocode.parse import DEFAULT_TOWNS, ParsedLocation, parse_location
+
+log = logging.getLogger(__name__)
+
+QUALITY_ORDER = {"A": 0, "B": 1, "C": 2, "none": 3}
+UNCERTAINTY_M = {"address_A": 5.0, "address_B": 15.0, "house_near": 20.0, "junction": 15.0,
+                 "junction_nearest": 30.0, "place": 50.0}
+RESULT_COLUMNS = ["location_text", "kommunekode_hint", "x", "y", "kommunekode", "quality",
+                  "uncertainty_m", "method", "matched", "reason"]
+
+
+def worst(*qualities: str) -> str:
+    """The worst of several qualities (A < B < C < none)."""
+    return max(qualities, key=QUALITY_ORDER.__getitem__)
+
+
+@dataclass
+class MatchResult:
+    """One geocoding answer (EPSG:25832)."""
+
+    quality: str = "none"
+    x: float | None = None
+    y: float | None = None
+    kommunekode: str | None = None
+    uncertainty_m: float | None = None
+    method: str | None = None
+    matched: str | None = None
+    reason: str | None = None
+
+
+def _none(reason: str) -> MatchResult:
+    return MatchResult(reason=reason)
+
+
+def _a_key(name: str) -> str:
+    """Exact-match key: case/punctuation only (leading stray words dropped)."""
+    return strip_stray_words(simplify(name))
+
+
+@dataclass
+class NameMatch:
+    """Streets (row positions) carrying one matched name, and how well the name matched."""
+
+    idx: list[int]
+    level: str          # A exact, B folded/close typo, C loose fuzzy
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AddressArrays:
+    """The addresses of one street as numpy arrays (fast nearest-number look-ups)."""
+
+    tal: np.ndarray         # numeric house number, -1 when none
+    bogstav: np.ndarray     # letter, '' when none
+    husnr: np.ndarray
+    postnr: np.ndarray
+    postnrnavn: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def of(cls, g: pd.DataFrame) -> "AddressArrays":
+        return cls(g["husnr_tal"].fillna(-1).to_numpy(dtype=np.int64),
+                   g["husnr_bogstav"].fillna("").to_numpy(dtype=object),
+                   g["husnr"].fillna("").to_numpy(dtype=object),
+                   g["postnr"].fillna("").to_numpy(dtype=object),
+                   g["postnrnavn"].fillna("").to_numpy(dtype=object),
+                   g["x"].to_numpy(dtype=float), g["y"].to_numpy(dtype=float))
+
+
+@dataclass
+class Gazetteer:
+    """The gazetteer tables as dicts and arrays, loaded once per geocoding run."""
+
+    streets: pd.DataFrame
+    addresses: dict[int, "AddressArrays"]
+    junctions: pd.DataFrame
+    places: pd.DataFrame
+    kommune_names: dict[str, str]
+    by_a: dict[str, list[int]] = field(default_factory=dict)
+    by_b: dict[str, list[int]] = field(default_factory=dict)
+    by_postnr: dict[str, set[int]] = field(default_factory=dict)
+    by_kommune: dict[str, set[int]] = field(default_factory=dict)
+    by_town: dict[str, set[int]] = field(default_factory=dict)
+    junctions_by_road: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    _fuzzy_cache: dict = field(default_factory=dict)
+    _choices_cache: dict = field(default_factory=dict)
+
+    @property
+    def towns(self) -> set[str]:
+        return set(self.by_town)
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> "Gazetteer":
+        """Read gazetteer.* once into memory."""
+        streets = con.execute("""
+            SELECT kommunekode, vejkode, vejnavn, coalesce(postnumre, []) AS postnumre, x, y,
+                   length_m, ST_AsWKB(geom) AS wkb
+            FROM gazetteer.street ORDER BY kommunekode, vejkode""").df()
+        streets["geom"] = shapely.from_wkb(
+            [bytes(w) if w is not None else None for w in streets.pop("wkb")])
+        addr = con.execute("""
+            SELECT s.pos, a.husnr, a.husnr_tal, a.husnr_bogstav, a.postnr, a.postnrnavn, a.x, a.y
+            FROM gazetteer.address a
+            JOIN (SELECT kommunekode, vejkode, row_number() OVER (ORDER BY kommunekode, vejkode) - 1 AS pos
+                  FROM gazetteer.street) s USING (kommunekode, vejkode)""").df()
+        towns = con.execute("""
+            SELECT DISTINCT s.pos, t.navn FROM (
+                SELECT kommunekode, vejkode, postnrnavn AS navn FROM gazetteer.address
+                UNION ALL SELECT kommunekode, vejkode, supplerendebynavn FROM gazetteer.address
+                UNION ALL SELECT s.kommunekode, s.vejkode, p.navn FROM gazetteer.street s,
+                    unnest(s.postnumre) AS u(postnr) JOIN gazetteer.postcode p ON p.postnr = u.postnr
+                UNION ALL SELECT s.kommunekode, s.vejkode, m.navn FROM gazetteer.street s
+                    JOIN gazetteer.municipality m USING (kommunekode)
+            ) t JOIN (SELECT kommunekode, vejkode, row_number() OVER (ORDER BY kommunekode, vejkode) - 1 AS pos
+                      FROM gazetteer.street) s USING (kommunekode, vejkode)
+            WHERE t.navn IS NOT NULL""").df()
+        junctions = con.execute(
+            "SELECT junction_id, kommunekode, x, y, vejnavne, vejkoder FROM gazetteer.junction").df()
+        places = con.execute("SELECT navn, navn_norm, kommunekode, x, y FROM gazetteer.place").df()
+        kommune_names = dict(con.execute(
+            "SELECT kommunekode, navn FROM gazetteer.municipality").fetchall())
+        gaz = cls(streets=streets, addresses={int(k): AddressArrays.of(g)
+                                              for k, g in addr.groupby("pos")},
+                  junctions=junctions, places=places, kommune_names=kommune_names)
+        gaz._index(towns)
+        log.info("gazetteer loaded: %d streets, %d addresses, %d junctions",
+                 len(streets), len(addr), len(junctions))
+        return gaz
+
+    def _index(self, towns: pd.DataFrame) -> None:
+        """Build the lookup dicts (one pass over distinct names)."""
+        names = self.streets["vejnavn"].tolist()
+        self.streets["key_b"] = [compact(n) for n in names]
+        for i, (name, kb) in enumerate(zip(names, self.streets["key_b"])):
+            self.by_a.setdefault(_a_key(name), []).append(i)
+            self.by_b.setdefault(kb, []).append(i)
+        for i, (kom, postnumre) in enumerate(zip(self.streets["kommunekode"], self.streets["postnumre"])):
+            self.by_kommune.setdefault(kom, set()).add(i)
+            for p in postnumre:
+                self.by_postnr.setdefault(str(p), set()).add(i)
+        for pos, navn in zip(towns["pos"], towns["navn"]):
+            self.by_town.setdefault(normalise(navn), set()).add(int(pos))
+        for j, (kom, koder) in enumerate(zip(self.junctions["kommunekode"], self.junctions["vejkoder"])):
+            for k in koder:
+                self.junctions_by_road.setdefault((kom, k), set()).add(j)
+
+    # -- scopes -------------------------------------------------------------------------------
+    def town_scope(self, town: str) -> set[int]:
+        """Streets in a town (postnrnavn, supplerende bynavn, kommune); 'Odense' = 'Odense C'."""
+        t = normalise(town)
+        if t in self.by_town:
+            return self.by_town[t]
+        out: set[int] = set()
+        for name, idx in self.by_town.items():
+            if name.startswith(t + " "):
+                out |= idx
+        return out
+
+    def scopes(self, parsed: ParsedLocation, hint: str) -> list[tuple[str, set[int] | None, bool]]:
+        """Search areas in order: (label, street positions or None = everywhere, capped at C)."""
+        stated: list[tuple[str, set[int]]] = []
+        if parsed.postnr:
+            stated.append((f"postnr {parsed.postnr}", self.by_postnr.get(parsed.postnr, set())))
+        if parsed.town:
+            stated.append((f"town {parsed.town}", self.town_scope(parsed.town)))
+        if hint:
+            stated.append((f"kommune {hint}", self.by_kommune.get(hint, set())))
+        out: list[tuple[str, set[int] | None, bool]] = []
+        first = True
+        for label, idx in stated:
+            if idx:
+                out.append((label, idx, not first))
+                first = False
+        out.append(("everywhere", None, bool(stated)))
+        return out
+
+    # -- names --------------------------------------------------------------------------------
+    def _choices(self, scope_label: str, scope: set[int] | None) -> dict[str, list[int]]:
+        """Folded key -> street positions, within a scope (cached per scope label)."""
+        if scope_label not in self._choices_cache:
+            keys: dict[str, list[int]] = defaultdict(list)
+            for i in (range(len(self.streets)) if scope is None else sorted(scope)):
+                keys[self.streets.at[i, "key_b"]].append(i)
+            self._choices_cache[scope_label] = dict(keys)
+        return self._choices_cache[scope_label]
+
+    def resolve_name(self, name: str, scope_label: str, scope: set[int] | None,
+                     settings: GeocodeSettings) -> NameMatch | str | None:
+        """Streets called ``name`` in a scope: a NameMatch, None (not found) or a reason
+        string when the name is ambiguous between different streets."""
+        ka, kb = _a_key(name), compact(name)
+        if not kb:
+            return None
+        inside = (lambda idx: [i for i in idx if scope is None or i in scope])
+        exact = inside(self.by_a.get(ka, []))
+        if exact:
+            return NameMatch(exact, "A")
+        folded = inside(self.by_b.get(kb, []))
+        if folded:
+            return NameMatch(folded, "B", "spelling/abbreviation")
+        key = (kb, scope_label)
+        if key not in self._fuzzy_cache:
+            self._fuzzy_cache[key] = self._fuzzy(kb, scope_label, scope, settings)
+        return self._fuzzy_cache[key]
+
+    def _fuzzy(self, kb: str, scope_label: str, scope: set[int] | None,
+               settings: GeocodeSettings) -> NameMatch | str | None:
+        choices = self._choices(scope_label, scope)
+        if not choices:
+            return None
+        hits = process.extract(kb, list(choices), scorer=fuzz.WRatio, limit=3,
+                               score_cutoff=settings.fuzzy_min_score - settings.fuzzy_margin)
+        hits = [h for h in hits if Levenshtein.distance(kb, h[0]) <= max(3, len(kb) // 3)]
+        if not hits or hits[0][1] < settings.fuzzy_min_score:
+            return None
+        best, score, _ = hits[0]
+        if len(hits) > 1 and score - hits[1][1] < settings.fuzzy_margin:
+            a = self.streets.at[choices[best][0], "vejnavn"]
+            b = self.streets.at[choices[hits[1][0]][0], "vejnavn"]
+            return f"ambiguous street name: '{a}' or '{b}'"
+        dist = Levenshtein.distance(kb, best)
+        level = "B" if dist <= 3 else "C"
+        return NameMatch(choices[best], level, f"typo (edit distance {dist})")
+
+    def find_street(self, name: str, parsed: ParsedLocation, hint: str,
+                    settings: GeocodeSettings) -> tuple[NameMatch | None, str, str | None]:
+        """Resolve a street name through the scopes: (match, quality cap, reason if none)."""
+        reason = None
+        for label, scope, capped in self.scopes(parsed, hint):
+            found = self.resolve_name(name, label, scope, settings)
+            if isinstance(found, str):
+                reason = found
+                continue
+            if found is not None:
+                cap = "C" if capped else "A"
+                if capped:
+                    note = f"found only outside {self._stated(parsed, hint)}"
+                    found = replace(found, note="; ".join(n for n in (found.note, note) if n))
+                return found, cap, None
+        return None, "none", reason or f"unknown street '{name}'"
+
+    @staticmethod
+    def _stated(parsed: ParsedLocation, hint: str) -> str:
+        parts = [p for p in (parsed.postnr, parsed.town, hint and f"kommune {hint}") if p]
+        return " / ".join(parts) or "stated area"
+
+    # -- geometry helpers -----------------------------------------------------------------------
+    def street_label(self, i: int) -> str:
+        return f"{self.streets.at[i, 'vejnavn']} ({self.streets.at[i, 'kommunekode']})"
+
+    def spread(self, points: list[tuple[float, float]]) -> float:
+        """Largest distance between any two points."""
+        if len(points) < 2:
+            return 0.0
+        arr = np.asarray(points)
+        d = np.sqrt(((arr[:, None, :] - arr[None, :, :]) ** 2).sum(-1))
+        return float(d.max())
+
+
+# -- the kinds ---------------------------------------------------------------------------------
+
+def _ambiguity(gaz: Gazetteer, idx: list[int], points: list[tuple[float, float]],
+               settings: GeocodeSettings) -> tuple[str, float, str | None]:
+    """For a name carried by several streets: (cap, extra uncertainty, reason if unusable)."""
+    if len(idx) <= 1:
+        return "A", 0.0, None
+    spread = gaz.spread(points)
+    koms = sorted({gaz.streets.at[i, "kommunekode"] for i in idx})
+    if spread > settings.ambiguous_max_spread_m:
+        return "none", 0.0, (f"ambiguous: the name is found {len(idx)} places "
+                             f"(kommuner {', '.join(koms)}) up to {spread:.0f} m apart")
+    return "C", spread / 2, None
+
+
+def _match_address(gaz: Gazetteer, p: ParsedLocation, hint: str, s: GeocodeSettings) -> MatchResult:
+    """Street + house number: exact number, else nearest number on the same street."""
+    nm, cap, reason = gaz.find_street(p.street or "", p, hint, s)
+    if nm is None:
+        return _none(reason or "unknown street")
+    best: list[tuple[int, int, str, float]] = []   # street, address row, quality, uncertainty
+    for i in nm.idx:
+        a = gaz.addresses.get(i)
+        if a is None or not len(a.tal):
+            continue
+        exact = np.flatnonzero((a.tal == p.husnr) & (a.bogstav == p.letter))
+        if len(exact):
+            best.append((i, int(exact[0]), "A", UNCERTAINTY_M["address_A"]))
+            continue
+        diff = np.abs(a.tal - p.husnr).astype(float)
+        diff[a.tal < 0] = 1e9
+        parity = (a.tal % 2) != (p.husnr % 2)
+        k = int(np.argmin(diff + parity * 1000))
+        d = float(diff[k])
+        q = "B" if d <= 4 and not parity[k] else "C"
+        unc = 15.0 + 10.0 * d if q == "B" else min(25.0 + 10.0 * d, s.street_uncertainty_cap_m)
+        best.append((i, k, q, unc))
+    if not best:
+        return _match_street(gaz, p, hint, s, nm=nm, cap=cap,
+                             why=f"no house numbers known on '{p.street}'")
+    exact_hits = [b for b in best if b[2] == "A"]
+    pool = exact_hits or best
+    cand_cap, extra, why = _ambiguity(gaz, [b[0] for b in pool],
+                                      [(gaz.addresses[b[0]].x[b[1]], gaz.addresses[b[0]].y[b[1]])
+                                       for b in pool], s)
+    if len(exact_hits) < len(best) and exact_hits and len(nm.idx) > 1:
+        cand_cap = worst(cand_cap, "C")   # the name exists elsewhere, the number only here
+    if why:
+        return _none(why)
+    i, k, q_num, unc = pool[0]
+    a = gaz.addresses[i]
+    method = "address" if q_num == "A" else "nearest_number"
+    q = worst(nm.level, cap, cand_cap, q_num)
+    if q == "B" and method == "address":
+        unc = UNCERTAINTY_M["address_B"]
+    if p.kind == "house_near":
+        unc = max(unc, UNCERTAINTY_M["house_near"])
+        method = "house_near" if method == "address" else method
+    vejnavn, kommunekode = gaz.streets.at[i, "vejnavn"], gaz.streets.at[i, "kommunekode"]
+    label = f"{vejnavn} {a.husnr[k]}, {a.postnr[k]} {a.postnrnavn[k]}".strip(" ,")
+    notes = [n for n in (nm.note, f"nearest number {a.husnr[k]} for {p.husnr}{p.letter}"
+                         if method == "nearest_number" else "",
+                         f"{len(pool)} candidates" if len(pool) > 1 else "") if n]
+    return MatchResult(q, float(a.x[k]), float(a.y[k]), kommunekode,
+                       max(unc, extra), method, label, "; ".join(notes) or None)
+
+
+def _match_street(gaz: Gazetteer, p: ParsedLocation, hint: str, s: GeocodeSettings, *,
+                  nm: NameMatch | None = None, cap: str = "A", why: str | None = None,
+                  name: str | None = None) -> MatchResult:
+    """Street without a usable number: a point on the street, quality C."""
+    name = name or p.street or ""
+    if nm is None:
+        nm, cap, reason = gaz.find_street(name, p, hint, s)
+        if nm is None:
+            if normalise(name) in gaz.towns or normalise(name) in DEFAULT_TOWNS:
+                return _none("town only: a town is too coarse to place an accident")
+            return _none(reason or f"unknown street '{name}'")
+    pts = [(gaz.streets.at[i, "x"], gaz.streets.at[i, "y"]) for i in nm.idx]
+    cand_cap, extra, amb = _ambiguity(gaz, nm.idx, pts, s)
+    if amb:
+        return _none(amb)
+    i = nm.idx[0]
+    length = gaz.streets.at[i, "length_m"]
+    unc = min((length or 2 * s.street_uncertainty_cap_m) / 2, s.street_uncertainty_cap_m)
+    notes = [n for n in (why or "street only, no house number", nm.note,
+                         f"{len(nm.idx)} candidates" if len(nm.idx) > 1 else "") if n]
+    return MatchResult("C", float(pts[0][0]), float(pts[0][1]), gaz.streets.at[i, "kommunekode"],
+                       max(unc, extra), "street", gaz.street_label(i), "; ".join(notes))
+
+
+def _meeting_points(gaz: Gazetteer, a: NameMatch, b: NameMatch, s: GeocodeSettings
+                    ) -> tuple[list[tuple[float, float, str]], str]:
+    """Where streets of match a meet streets of match b: junction nodes, else closest points."""
+    sa = {(gaz.streets.at[i, "kommunekode"], gaz.streets.at[i, "vejkode"]) for i in a.idx}
+    sb = {(gaz.streets.at[i, "kommunekode"], gaz.streets.at[i, "vejkode"]) for i in b.idx}
+    ja = set().union(*(gaz.junctions_by_road.get(k, set()) for k in sa)) if sa else set()
+    jb = set().union(*(gaz.junctions_by_road.get(k, set()) for k in sb)) if sb else set()
+    both = sorted(ja & jb)
+    if both:
+        j = gaz.junctions.iloc[both]
+        return list(zip(j["x"], j["y"], j["kommunekode"])), "junction"
+    pts = []
+    for i in a.idx:
+        for k in b.idx:
+            ga, gb = gaz.streets.at[i, "geom"], gaz.streets.at[k, "geom"]
+            if ga is None or gb is None or ga.distance(gb) > s.junction_max_gap_m:
+                continue
+            line = shapely.shortest_line(ga, gb)
+            mid = line.interpolate(0.5, normalized=True)
+            pts.append((mid.x, mid.y, gaz.streets.at[i, "kommunekode"]))
+    return pts, "junction_nearest"
+
+
+def _match_junction(gaz: Gazetteer, p: ParsedLocation, hint: str, s: GeocodeSettings) -> MatchResult:
+    """Two named streets: their shared junction node, or where their lines come within reach."""
+    na, cap_a, reason_a = gaz.find_street(p.street or "", p, hint, s)
+    nb, cap_b, reason_b = gaz.find_street(p.street2 or "", p, hint, s)
+    if na is None and nb is None:
+        return _none(f"unknown streets '{p.street}' and '{p.street2}'")
+    if na is None or nb is None:
+        known, missing = (p.street2, p.street) if na is None else (p.street, p.street2)
+        r = _match_street(gaz, p, hint, s, nm=na or nb, cap=cap_a if na else cap_b,
+                          name=known, why=f"'{missing}' not found; placed on '{known}'")
+        return r
+    pts, method = _meeting_points(gaz, na, nb, s)
+    if not pts:
+        return _none(f"'{p.street}' and '{p.street2}' do not meet in the gazetteer")
+    spread = gaz.spread([(x, y) for x, y, _ in pts])
+    if spread > s.ambiguous_max_spread_m:
+        return _none(f"'{p.street}' and '{p.street2}' meet {len(pts)} places up to {spread:.0f} m apart")
+    q = worst(na.level, nb.level, cap_a, cap_b, "B" if method == "junction_nearest" else "A")
+    if spread > 50:
+        q = worst(q, "C")
+    x = float(np.mean([pt[0] for pt in pts])) if spread <= 50 else float(pts[0][0])
+    y = float(np.mean([pt[1] for pt in pts])) if spread <= 50 else float(pts[0][1])
+    unc = max(UNCERTAINTY_M[method], spread / 2)
+    name_a = gaz.streets.at[na.idx[0], "vejnavn"]
+    name_b = gaz.streets.at[nb.idx[0], "vejnavn"]
+    notes = [n for n in (na.note, nb.note, f"{len(pts)} meeting points" if len(pts) > 1 else "") if n]
+    return MatchResult(q, x, y, pts[0][2], unc, method, f"{name_a} / {name_b}", "; ".join(notes) or None)
+
+
+def _match_landmark(gaz: Gazetteer, p: ParsedLocation, hint: str) -> MatchResult:
+    """A named place from gazetteer.place, else not placed."""
+    if gaz.places.empty or not p.landmark:
+        return _none(f"landmark '{p.landmark or p.text}' not in the gazetteer")
+    hits = gaz.places[gaz.places["navn_norm"] == normalise(p.landmark)]
+    if hint and (hits["kommunekode"] == hint).any():
+        hits = hits[hits["kommunekode"] == hint]
+    if hits.empty:
+        return _none(f"landmark '{p.landmark}' not in the gazetteer")
+    spread = gaz.spread(list(zip(hits["x"], hits["y"])))
+    if len(hits) > 1 and spread > 500:
+        return _none(f"landmark '{p.landmark}' is found {len(hits)} places")
+    h = hits.iloc[0]
+    return MatchResult("B" if len(hits) == 1 else "C", float(h["x"]), float(h["y"]),
+                       h["kommunekode"], max(UNCERTAINTY_M["place"], spread / 2), "place", h["navn"],
+                       None)
+
+
+def match_parsed(gaz: Gazetteer, p: ParsedLocation, hint: str, settings: GeocodeSettings) -> MatchResult:
+    """Geocode one parsed location (see module doc for the quality rules)."""
+    if p.kind == "blank":
+        return _none("blank location text")
+    if p.kind == "town":
+        return _none("town only: a town is too coarse to place an accident")
+    if p.kind == "road_km":
+        return _none(f"road/km position (rute {p.road}) needs road stationing, not in the gazetteer")
+    if p.kind == "landmark":
+        return _match_landmark(gaz, p, hint)
+    if p.kind in ("address", "house_near"):
+        return _match_address(gaz, p, hint, settings)
+    if p.kind == "junction":
+        return _match_junction(gaz, p, hint, settings)
+    return _match_street(gaz, p, hint, settings)
+
+
+def normalise_hint(hint: object, kommune_names: dict[str, str] | None = None) -> str:
+    """A kommune hint as a 4-digit code ('' when none): '561', '0561', 'Esbjerg'."""
+    if hint is None or (isinstance(hint, float) and math.isnan(hint)):
+        return ""
+    h = str(hint).strip()
+    if h.isdigit():
+        return h.zfill(4)
+    if h and kommune_names:
+        folded = normalise(h.removesuffix(" Kommune").removesuffix(" kommune"))
+        for code, name in kommune_names.items():
+            if name and normalise(name) == folded:
+                return code
+    return ""
+
+
+def geocode_frame(gaz: Gazetteer, texts: pd.DataFrame, settings: GeocodeSettings) -> pd.DataFrame:
+    """Geocode a frame of (location_text, kommunekode_hint); loops over DISTINCT pairs only.
+
+    Returns one row per input row (same index), columns :data:`RESULT_COLUMNS`.
+    """
+    df = pd.DataFrame({
+        "location_text": texts["location_text"].fillna("").astype(str),
+        "kommunekode_hint": [normalise_hint(h, gaz.kommune_names)
+                             for h in texts.get("kommunekode_hint", pd.Series([None] * len(texts),
+                                                                              index=texts.index))],
+    }, index=texts.index)
+    distinct = df.drop_duplicates()
+    towns = gaz.towns | DEFAULT_TOWNS
+    rows = []
+    for text, hint in zip(distinct["location_text"], distinct["kommunekode_hint"]):
+        try:
+            r = match_parsed(gaz, parse_location(text, towns), hint, settings)
+        except Exception as exc:  # one odd text must not stop the night's run
+            log.exception("geocoding failed for one text (kommune hint %r)", hint)
+            r = _none(f"geocoder error: {type(exc).__name__}")
+        rows.append((text, hint, r.x, r.y, r.kommunekode, r.quality, r.uncertainty_m, r.method,
+                     r.matched, r.reason))
+    result = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    out = df.reset_index().merge(result, on=["location_text", "kommunekode_hint"], how="left")
+    return out.set_index(out.columns[0]).rename_axis(texts.index.name)[RESULT_COLUMNS]
