@@ -1,0 +1,103 @@
+"""link_casualties: the whole linkage step, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import duckdb
+
+from skadestue.config import Settings
+from skadestue.link.casualty import build_casualties, count_police_placed_contacts
+from skadestue.link.prepare import build_police_persons, fold_er_events, police_orphans
+from skadestue.link.splink_model import match_one_to_one, score_pairs
+
+log = logging.getLogger(__name__)
+
+_TEMP_TABLES = ("link_contact", "link_contact_event", "link_er_event", "link_police_person",
+                "link_candidate", "link_pair")
+
+
+@dataclass
+class LinkReport:
+    """What the linkage did (counts for the operator and the run summary)."""
+
+    n_er_contacts: int
+    n_er_events: int
+    n_police_casualties: int
+    n_casualties: int
+    #: ER events linked to an injured police person (= casualties with source 'both').
+    n_links: int
+    #: ER contacts folded into an earlier contact's event (return visits, transfers).
+    n_return_visits_folded: int
+    n_candidate_pairs: int
+    #: Injured police persons without an accident row (sent to quality.quarantine).
+    n_quarantined: int
+    n_er_contacts_placed_by_police: int
+    by_source: dict[str, int] = field(default_factory=dict)
+
+
+def link_casualties(con: duckdb.DuckDBPyConnection, settings: Settings) -> LinkReport:
+    """Fold ER return visits into injury events, link them to injured police persons and
+    rebuild core.casualty (plus casualty_id on core.er_contact and core.police_person).
+
+    Deterministic: the same core tables give the same casualties and ids.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        n_contacts, n_events = fold_er_events(con, settings)
+        n_police = build_police_persons(con)
+        n_quarantined = _quarantine_orphans(con)
+        n_candidates = score_pairs(con, settings.link.match_threshold, settings.duckdb_threads)
+        n_links = match_one_to_one(con)
+        by_source = build_casualties(con)
+        n_placed = count_police_placed_contacts(con)
+        for name in _TEMP_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    report = LinkReport(
+        n_er_contacts=n_contacts,
+        n_er_events=n_events,
+        n_police_casualties=n_police,
+        n_casualties=sum(by_source.values()),
+        n_links=n_links,
+        n_return_visits_folded=n_contacts - n_events,
+        n_candidate_pairs=n_candidates,
+        n_quarantined=n_quarantined,
+        n_er_contacts_placed_by_police=n_placed,
+        by_source={s: by_source.get(s, 0) for s in ("both", "er", "police")},
+    )
+    log.info("linkage: %s", report)
+    return report
+
+
+def _current_run_id(con: duckdb.DuckDBPyConnection) -> str:
+    """The run in progress (newest 'running' run in ops.run), else 'link-adhoc'."""
+    row = con.execute(
+        "SELECT run_id FROM ops.run WHERE status = 'running' ORDER BY started_at DESC, run_id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else "link-adhoc"
+
+
+def _quarantine_orphans(con: duckdb.DuckDBPyConnection) -> int:
+    """Send injured police persons whose accident row is missing to quality.quarantine."""
+    orphans = police_orphans(con)
+    if not orphans:
+        return 0
+    run_id = _current_run_id(con)
+    con.executemany(
+        "INSERT INTO quality.quarantine (run_id, delivery_id, source, stage, record_key, column_name, "
+        "value, reason) VALUES (?, ?, 'police_person', 'link', ?, 'uheld_id', ?, ?)",
+        [
+            (run_id, delivery_id, f"{uheld_id}|{elementnr}|{personnr}", uheld_id,
+             f"injured person of accident {uheld_id} has no accident row in the police delivery: "
+             "no date or place, so it cannot become a casualty; re-deliver the uheld_*.csv row "
+             "for this UHELDS_ID")
+            for uheld_id, elementnr, personnr, delivery_id in orphans
+        ],
+    )
+    log.warning("%d injured police persons without an accident row quarantined", len(orphans))
+    return len(orphans)

@@ -1,0 +1,84 @@
+"""Linkage inputs: ER contacts folded into injury events, and injured police persons.
+
+Everything lives in TEMP tables of the warehouse connection (``link_*``), so the linkage
+adds nothing to the warehouse schema and a re-run starts from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from skadestue.config import Settings
+from skadestue.db import query
+
+log = logging.getLogger(__name__)
+
+#: CPR-less contacts placed at most this far apart count as the same place.
+SAME_PLACE_M = 250.0
+
+
+def fold_er_events(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[int, int]:
+    """Build ``link_contact``, ``link_contact_event`` and ``link_er_event``.
+
+    Returns (number of ER contacts, number of injury events).
+    """
+    con.execute(query("link_contacts"))
+    _assign_nocpr_person_keys(con, settings.link.return_visit_days)
+    con.execute(query("link_er_events").replace("$return_visit_days", str(int(settings.link.return_visit_days))))
+    n_contacts = con.execute("SELECT count(*) FROM link_contact").fetchone()[0]
+    n_events = con.execute("SELECT count(*) FROM link_er_event").fetchone()[0]
+    log.info("folded %d ER contacts into %d injury events", n_contacts, n_events)
+    return int(n_contacts), int(n_events)
+
+
+def _assign_nocpr_person_keys(con: duckdb.DuckDBPyConnection, return_visit_days: int) -> None:
+    """Give CPR-less contacts a person key: connected components of "looks like the same
+    person at the same place" pairs; the key names the component's smallest contact key."""
+    keys = [
+        r[0]
+        for r in con.execute(
+            "SELECT contact_key FROM link_contact WHERE person_key IS NULL ORDER BY contact_key"
+        ).fetchall()
+    ]
+    if not keys:
+        return
+    edges = con.execute(
+        query("link_nocpr_edges"),
+        {"return_visit_days": int(return_visit_days), "same_place_m": SAME_PLACE_M},
+    ).to_arrow_table()
+    index = {k: i for i, k in enumerate(keys)}
+    a = np.array([index[k] for k in edges.column("key_a").to_pylist()], dtype=np.int64)
+    b = np.array([index[k] for k in edges.column("key_b").to_pylist()], dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(keys), len(keys)))
+    n_persons, labels = connected_components(graph, directed=False)
+    # labels are 0..n_persons-1 and keys are sorted: a label's first index is its smallest key
+    _, first_idx = np.unique(labels, return_index=True)
+    smallest = np.array(keys, dtype=object)[first_idx][labels]
+    person = pa.table({"contact_key": keys, "person_key": ["N|" + k for k in smallest]})
+    con.register("link_nocpr_person", person)
+    try:
+        con.execute(
+            "UPDATE link_contact AS c SET person_key = p.person_key "
+            "FROM link_nocpr_person p WHERE c.contact_key = p.contact_key"
+        )
+    finally:
+        con.unregister("link_nocpr_person")
+    log.info("%d CPR-less contacts grouped into %d persons (%d same-person pairs)",
+             len(keys), n_persons, len(a))
+
+
+def build_police_persons(con: duckdb.DuckDBPyConnection) -> int:
+    """Build ``link_police_person`` (injured persons with their accident's date and place)."""
+    con.execute(query("link_police_persons"))
+    return int(con.execute("SELECT count(*) FROM link_police_person").fetchone()[0])
+
+
+def police_orphans(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, str]]:
+    """Injured police persons whose accident is missing from core.police_accident."""
+    return con.execute(query("link_police_orphans")).fetchall()

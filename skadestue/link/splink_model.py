@@ -1,0 +1,116 @@
+"""Scoring ER events against injured police persons with Splink 5, and one-to-one matching.
+
+Splink runs in its own in-memory DuckDB connection on Arrow copies of the two inputs, so
+its intermediate ``__splink__*`` tables never reach the warehouse. The model parameters are
+fixed priors (``priors.py``), not trained per run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import pyarrow as pa
+from splink import DuckDBAPI, Linker
+
+from skadestue.db import query
+from skadestue.link.priors import INPUT_COLUMNS, prior_log2_odds, splink_settings
+
+log = logging.getLogger(__name__)
+
+ER_DATASET = "er_event"
+POLICE_DATASET = "police_person"
+
+_ER_INPUT = """
+SELECT event_key AS unique_id, cpr_pseudonym, injury_date,
+       injury_date + 1 AS injury_date_next, age, sex,
+       nullif(road_user, 'unknown') AS road_user, kommunekode, x, y
+FROM link_er_event ORDER BY unique_id
+"""
+_POLICE_INPUT = """
+SELECT police_key AS unique_id, cpr_pseudonym, injury_date,
+       injury_date + 1 AS injury_date_next, age, sex,
+       nullif(road_user, 'unknown') AS road_user, kommunekode, x, y
+FROM link_police_person ORDER BY unique_id
+"""
+
+
+def _input_table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """One Splink input as Arrow, with the columns in ``INPUT_COLUMNS`` order."""
+    return con.execute(sql).to_arrow_table().select(list(INPUT_COLUMNS))
+
+
+def score_pairs(con: duckdb.DuckDBPyConnection, match_threshold: float, threads: int = 2) -> int:
+    """Score blocked ER-event x police-person pairs; keep those >= ``match_threshold`` in the
+    temp table ``link_candidate(er_key, police_key, match_probability, match_weight)``.
+
+    Returns the number of candidate pairs kept.
+    """
+    er = _input_table(con, _ER_INPUT)
+    police = _input_table(con, _POLICE_INPUT)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE link_candidate (er_key VARCHAR, police_key VARCHAR, "
+        "match_probability DOUBLE, match_weight DOUBLE)"
+    )
+    if er.num_rows == 0 or police.num_rows == 0:
+        return 0
+    span_days = con.execute(
+        "SELECT date_diff('day', min(d), max(d)) + 1 FROM ("
+        "SELECT injury_date AS d FROM link_er_event UNION ALL "
+        "SELECT injury_date FROM link_police_person)"
+    ).fetchone()[0]
+    settings = splink_settings(er.num_rows, int(span_days))
+    log.info("Splink: %d ER events x %d police persons, date span %d days, prior %.1f bits",
+             er.num_rows, police.num_rows, span_days, prior_log2_odds(er.num_rows))
+    pairs = _predict(er, police, settings, threads)
+    con.register("link_scored", pairs)
+    try:
+        con.execute(
+            "INSERT INTO link_candidate "
+            "SELECT CASE WHEN source_dataset_l = ? THEN unique_id_l ELSE unique_id_r END, "
+            "       CASE WHEN source_dataset_l = ? THEN unique_id_r ELSE unique_id_l END, "
+            "       match_probability, match_weight "
+            "FROM link_scored WHERE match_probability >= ? ORDER BY 1, 2",
+            [ER_DATASET, ER_DATASET, float(match_threshold)],
+        )
+    finally:
+        con.unregister("link_scored")
+    n = int(con.execute("SELECT count(*) FROM link_candidate").fetchone()[0])
+    log.info("Splink scored %d pairs, %d at or above %.2f", pairs.num_rows, n, match_threshold)
+    return n
+
+
+def _predict(er: pa.Table, police: pa.Table, settings: dict, threads: int) -> pa.Table:
+    """Run Splink's predict on a private in-memory DuckDB; every scored pair as Arrow."""
+    splink_con = duckdb.connect(":memory:")
+    try:
+        splink_con.execute(f"SET threads={max(int(threads), 1)}")
+        db_api = DuckDBAPI(connection=splink_con)
+        sdf_er = db_api.register(er, dataset_display_name=ER_DATASET)
+        sdf_police = db_api.register(police, dataset_display_name=POLICE_DATASET)
+        linker = Linker([sdf_er, sdf_police], settings, log_level=None)
+        predictions = linker.inference.predict(warning_mode="never")
+        return predictions.as_pyarrow_table().select(
+            ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r",
+             "match_probability", "match_weight"]
+        )
+    finally:
+        splink_con.close()
+
+
+def match_one_to_one(con: duckdb.DuckDBPyConnection) -> int:
+    """Greedy one-to-one matching of ``link_candidate`` into ``link_pair``: each police
+    person links to at most one ER event and vice versa, the highest weight wins."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE link_pair (er_key VARCHAR, police_key VARCHAR, "
+        "match_probability DOUBLE, match_weight DOUBLE)"
+    )
+    sql = query("link_one_to_one_round")
+    total = 0
+    while True:
+        added = con.execute(sql).fetchone()[0]
+        if not added:
+            break
+        total += int(added)
+    log.info("one-to-one matching kept %d links", total)
+    return total

@@ -1,0 +1,36 @@
+-- Linkage step 1a: every ER contact with a stable key, the CPR-person key (when a CPR
+-- pseudonym is known) and a rank for its geocode quality (higher = better placed).
+-- A position taken over from a linked police record by an earlier run (quality 'police')
+-- is ignored, so re-running the linkage gives the same result as the first run.
+CREATE OR REPLACE TEMP TABLE link_contact AS
+WITH c AS (
+    SELECT * REPLACE (
+        CASE WHEN geocode_quality = 'police' THEN NULL ELSE x END AS x,
+        CASE WHEN geocode_quality = 'police' THEN NULL ELSE y END AS y)
+    FROM core.er_contact
+)
+SELECT
+    sygehus || '|' || kontakt_id                      AS contact_key,
+    sygehus,
+    kontakt_id,
+    ankomst,
+    ulykke_tid,
+    injury_date,
+    cpr_pseudonym,
+    CASE WHEN cpr_pseudonym IS NOT NULL THEN 'C|' || cpr_pseudonym END AS person_key,
+    sex,
+    age,
+    road_user,
+    counterpart,
+    kommunekode,
+    severity,
+    x,
+    y,
+    CASE WHEN x IS NULL OR y IS NULL THEN 'none' ELSE geocode_quality END AS geocode_quality,
+    CASE WHEN x IS NULL OR y IS NULL THEN 0
+         WHEN geocode_quality IN ('A', 'police') THEN 4
+         WHEN geocode_quality = 'B' THEN 3
+         WHEN geocode_quality = 'C' THEN 2
+         ELSE 1 END                                   AS geocode_rank,
+    nullif(lower(trim(regexp_replace(coalesce(ulykkessted, ''), '\s+', ' ', 'g'))), '') AS place_text
+FROM c;

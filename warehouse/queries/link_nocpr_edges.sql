@@ -1,0 +1,23 @@
+-- Linkage step 1b: pairs of CPR-less ER contacts that look like the same person in the
+-- same injury event: same sex, age and road user, arrivals within $return_visit_days days,
+-- and the same place (both placed within $same_place_m metres, or the same typed place
+-- text, or - when one is unplaced - the same kommune and injury dates at most a day apart).
+SELECT a.contact_key AS key_a, b.contact_key AS key_b
+FROM link_contact a
+JOIN link_contact b
+  ON a.sex = b.sex
+ AND a.age = b.age
+ AND a.road_user = b.road_user
+ AND a.contact_key < b.contact_key
+WHERE a.cpr_pseudonym IS NULL
+  AND b.cpr_pseudonym IS NULL
+  AND abs(epoch(b.ankomst) - epoch(a.ankomst)) <= $return_visit_days * 86400
+  AND (
+        (a.x IS NOT NULL AND b.x IS NOT NULL
+         AND sqrt(power(a.x - b.x, 2) + power(a.y - b.y, 2)) <= $same_place_m)
+     OR (a.place_text = b.place_text)
+     OR ((a.x IS NULL OR b.x IS NULL)
+         AND a.kommunekode = b.kommunekode
+         AND abs(date_diff('day', a.injury_date, b.injury_date)) <= 1)
+  )
+ORDER BY key_a, key_b;
