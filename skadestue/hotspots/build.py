@@ -1,0 +1,251 @@
+"""build_hotspots: core.casualty + gazetteer.* -> marts.hotspot_* and marts.casualty_point.
+
+The heavy lifting is SQL in ``warehouse/queries/hotspot_*.sql`` over temp tables:
+
+1. ``hs_casualty``: placed casualties (x/y known) with accident key and kommune;
+   ``hs_period``: the analysis window and each calendar year in it.
+2. Per layer an assignment of casualties to units (``hs_unit``: unit_id, kommunekode,
+   casualty_id), then one shared count query (``hs_counts``) and a layer insert.
+3. Statistics in numpy: Getis-Ord Gi* on the smallest grid (window period, n_accidents,
+   whole region at once, so a cell split between two kommuner gets one value; the esda
+   statistic computed vectorised, see grid.getis_ord_gi_star) and Poisson upper tails for
+   junctions. Larger grid cells and yearly rows keep gi_z/gi_p NULL.
+
+Segments take every placed casualty within ``segment_snap_m`` of a street, junction
+casualties included: the stretch layer is a separate view of the same casualties, like the
+municipal "within 400 m" rule of thumb, which counts junction accidents too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+from scipy.stats import poisson
+
+from skadestue.config import HotspotSettings, Settings
+from skadestue.db import query
+from skadestue.hotspots.grid import getis_ord_gi_star, grid_size_table
+from skadestue.hotspots.periods import Period, analysis_periods
+
+log = logging.getLogger(__name__)
+
+MART_TABLES = ("hotspot_grid", "hotspot_junction", "hotspot_segment", "casualty_point", "hotspot_period")
+_TEMP_TABLES = (
+    "hs_casualty", "hs_period", "hs_grid_size", "hs_grid_assign", "hs_unit", "hs_counts",
+    "hs_junction_assign", "hs_street_part", "hs_snap", "hs_segment_window", "hs_segment_assign",
+)
+
+
+@dataclass
+class HotspotReport:
+    """What build_hotspots wrote, and which casualties it left out of the layers."""
+
+    periods: list[Period] = field(default_factory=list)
+    n_casualties: int = 0          # all of core.casualty (= marts.casualty_point rows)
+    n_unplaced: int = 0            # x/y NULL: in no hotspot layer
+    n_no_kommune: int = 0          # placed, but no kommune: not in the grid layer
+    n_outside_window: int = 0      # dated outside the analysis window
+    n_in_window_placed: int = 0    # placed with kommune and dated in the window
+    n_on_junction: int = 0         # window casualties assigned to a junction
+    n_on_road: int = 0             # window casualties snapped to a street
+    rows: dict[str, int] = field(default_factory=dict)
+    gi_cells: int = 0
+
+
+def build_hotspots(
+    con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: dt.date | None = None
+) -> HotspotReport:
+    """Rebuild marts.* from core.casualty and gazetteer.* in one transaction.
+
+    ``as_of`` (default today) caps the analysis window at the last year that has ended.
+    """
+    hs = settings.hotspot
+    periods = analysis_periods(con, hs.period_years, as_of)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in MART_TABLES:
+            con.execute(f"DELETE FROM marts.{table}")
+        con.execute(query("hotspot_casualty_point"))
+        report = HotspotReport(periods=periods)
+        if periods:
+            _prepare(con, hs, periods)
+            _build_grid(con, hs)
+            report.gi_cells = _update_gi_star(con, hs)
+            _build_junctions(con, hs)
+            _update_poisson(con)
+            _build_segments(con, hs)
+            con.execute(query("hotspot_period_insert"))
+        else:
+            log.warning("core.casualty holds no full calendar year: hotspot layers left empty")
+        _fill_report(con, report)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        _drop_temp(con)
+    log.info("hotspots built: %s", report.rows)
+    return report
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, hs: HotspotSettings, periods: list[Period]) -> None:
+    """hs_period and hs_casualty: the inputs every layer shares."""
+    frame = pd.DataFrame(
+        {
+            "period_start": [p.start for p in periods],
+            "period_end": [p.end for p in periods],
+            "period_type": [p.kind for p in periods],
+        }
+    )
+    _table_from_frame(con, "hs_period", frame)
+    con.execute("ALTER TABLE hs_period ALTER period_start TYPE DATE")
+    con.execute("ALTER TABLE hs_period ALTER period_end TYPE DATE")
+    con.execute(query("hotspot_casualty_base"))
+
+
+def _count_units(con: duckdb.DuckDBPyConnection, hs: HotspotSettings, unit_sql: str) -> None:
+    """hs_unit from ``unit_sql`` (unit_id, kommunekode, casualty_id), then hs_counts."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE hs_unit AS {unit_sql}")
+    con.execute(
+        query("hotspot_counts"),
+        {
+            "weight_killed": hs.weight_killed,
+            "weight_serious": hs.weight_serious,
+            "weight_slight": hs.weight_slight,
+            "weight_unknown": hs.weight_unknown,
+        },
+    )
+
+
+def _build_grid(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> None:
+    """marts.hotspot_grid: Kvadratnet cells of every configured size."""
+    _table_from_frame(con, "hs_grid_size", grid_size_table(hs.grid_sizes_m))
+    con.execute(query("hotspot_grid_assign"))
+    _count_units(con, hs, "SELECT cell_id AS unit_id, kommunekode, casualty_id FROM hs_grid_assign")
+    con.execute(query("hotspot_grid_insert"), {"rule_min_accidents": hs.rule_min_accidents})
+
+
+def _update_gi_star(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> int:
+    """Gi* z/p on the smallest grid's window rows; returns the number of cells tested."""
+    size = min(hs.grid_sizes_m)
+    cells = con.execute(
+        """
+        SELECT cell_id, min(ST_XMin(geom))::BIGINT AS e0, min(ST_YMin(geom))::BIGINT AS n0,
+               sum(n_accidents) AS value
+        FROM marts.hotspot_grid
+        WHERE cell_size_m = ? AND period_type = 'window'
+        GROUP BY cell_id ORDER BY cell_id
+        """,
+        [size],
+    ).df()
+    if cells.empty:
+        return 0
+    gi = getis_ord_gi_star(cells, size, hs.gi_distance_m, hs.gi_permutations, hs.seed)
+    con.register("hs_gi", gi)
+    try:
+        con.execute(
+            """
+            UPDATE marts.hotspot_grid AS t SET gi_z = g.gi_z, gi_p = g.gi_p
+            FROM hs_gi AS g
+            WHERE t.cell_id = g.cell_id AND t.period_type = 'window' AND t.cell_size_m = ?
+            """,
+            [size],
+        )
+    finally:
+        con.unregister("hs_gi")
+    return len(cells)
+
+
+def _build_junctions(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> None:
+    """marts.hotspot_junction: each casualty at its nearest junction within the radius."""
+    con.execute(query("hotspot_junction_assign"), {"radius_m": hs.junction_radius_m})
+    _count_units(con, hs, "SELECT junction_id AS unit_id, kommunekode, casualty_id FROM hs_junction_assign")
+    con.execute(query("hotspot_junction_insert"), {"rule_min_accidents": hs.rule_min_accidents})
+
+
+def _update_poisson(con: duckdb.DuckDBPyConnection) -> None:
+    """poisson_p = P(X >= observed accidents), X ~ Poisson(expected), per junction row."""
+    rows = con.execute(
+        "SELECT junction_id, period_start, period_end, n_accidents, expected_accidents "
+        "FROM marts.hotspot_junction"
+    ).df()
+    if rows.empty:
+        return
+    rows["poisson_p"] = poisson.sf(rows["n_accidents"] - 1, rows["expected_accidents"])
+    con.register("hs_poisson", rows)
+    try:
+        con.execute(
+            """
+            UPDATE marts.hotspot_junction AS t SET poisson_p = p.poisson_p
+            FROM hs_poisson AS p
+            WHERE t.junction_id = p.junction_id
+              AND t.period_start = p.period_start AND t.period_end = p.period_end
+            """
+        )
+    finally:
+        con.unregister("hs_poisson")
+
+
+def _build_segments(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> None:
+    """marts.hotspot_segment: fixed windows along each street's merged line."""
+    con.execute(query("hotspot_street_part"))
+    con.execute(query("hotspot_segment_snap"), {"snap_m": hs.segment_snap_m})
+    windows = pd.DataFrame({"window_m": sorted({int(w) for w in hs.segment_windows_m})})
+    _table_from_frame(con, "hs_segment_window", windows)
+    con.execute(query("hotspot_segment_assign"))
+    _count_units(con, hs, "SELECT unit_id, kommunekode, casualty_id FROM hs_segment_assign")
+    con.execute(
+        query("hotspot_segment_insert"),
+        {"rule_min_accidents": hs.rule_min_accidents, "stretch_m": hs.rule_stretch_m},
+    )
+
+
+def _fill_report(con: duckdb.DuckDBPyConnection, report: HotspotReport) -> None:
+    """Row counts per mart and the casualty accounting of the window period."""
+    for table in MART_TABLES:
+        report.rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
+    report.n_casualties = report.rows["casualty_point"]
+    report.n_unplaced = con.execute(
+        "SELECT count(*) FROM core.casualty WHERE x IS NULL OR y IS NULL"
+    ).fetchone()[0]
+    if not report.periods:
+        report.n_outside_window = report.n_casualties
+        return
+    window = report.periods[0]
+    report.n_outside_window = con.execute(
+        "SELECT count(*) FROM core.casualty WHERE injury_date NOT BETWEEN ? AND ?",
+        [window.start, window.end],
+    ).fetchone()[0]
+    report.n_no_kommune = con.execute(
+        "SELECT count(*) FROM hs_casualty WHERE kommunekode IS NULL"
+    ).fetchone()[0]
+    stats = con.execute(
+        "SELECT n_placed, n_on_junction, n_on_road FROM marts.hotspot_period "
+        "WHERE period_type = 'window'"
+    ).fetchone()
+    report.n_in_window_placed, report.n_on_junction, report.n_on_road = stats
+    if report.n_unplaced or report.n_no_kommune:
+        log.warning(
+            "%d casualties have no coordinates and %d no kommune: left out of the hotspot layers",
+            report.n_unplaced,
+            report.n_no_kommune,
+        )
+
+
+def _table_from_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    """A temp table ``name`` holding ``frame``."""
+    con.register("hs_frame", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM hs_frame")
+    finally:
+        con.unregister("hs_frame")
+
+
+def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the working tables so a long-lived connection does not keep them."""
+    for name in _TEMP_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS temp.{name}")

@@ -1,0 +1,29 @@
+-- Placed casualties (x/y known) with their accident key and kommune: the input of every
+-- hotspot layer. An accident is the police uheld_id, or for ER-only casualties the casualty.
+-- A casualty without kommunekode takes the kommune whose boundary holds its point.
+CREATE OR REPLACE TEMP TABLE hs_casualty AS
+WITH placed AS (
+    SELECT
+        c.casualty_id,
+        coalesce(c.uheld_id, c.casualty_id) AS accident_key,
+        c.injury_date,
+        c.kommunekode,
+        c.x,
+        c.y,
+        c.severity,
+        c.road_user,
+        c.source,
+        ST_Point(c.x, c.y) AS pt
+    FROM core.casualty AS c
+    WHERE c.x IS NOT NULL AND c.y IS NOT NULL
+),
+from_boundary AS (
+    SELECT p.casualty_id, min(m.kommunekode) AS kommunekode
+    FROM placed AS p
+    JOIN gazetteer.municipality AS m ON ST_Intersects(m.geom, p.pt)
+    WHERE p.kommunekode IS NULL
+    GROUP BY p.casualty_id
+)
+SELECT p.* REPLACE (coalesce(p.kommunekode, b.kommunekode) AS kommunekode)
+FROM placed AS p
+LEFT JOIN from_boundary AS b USING (casualty_id);
