@@ -1,0 +1,186 @@
+"""The whole nightly flow through Prefect on a small demo data set, run twice.
+
+One module-scoped run (Prefect's local server is slow to start), then assertions on the
+warehouse, the published layers and a re-run of the same night.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import duckdb
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from geodata.importer import import_geodata
+from skadestue import db
+from skadestue.config import load_settings
+from skadestue.demo import generate_demo
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory, shared_data):
+    from flows.nightly import nightly
+
+    out = tmp_path_factory.mktemp("night")
+    paths = generate_demo(
+        out, scale=0.3, years=(2021, 2024), seed=11,
+        municipalities_geojson=shared_data / "boundaries" / "dagi_kommuner.geojson",
+    )
+    settings = load_settings(
+        None, inbox=out / "inbox", warehouse=out / "warehouse.duckdb",
+        publish_dir=out / "publish", quality_dir=out / "quality",
+    )
+    with db.warehouse(settings) as con:
+        import_geodata(
+            con, addresses=paths.addresses_csv, roads=paths.roads_geojson,
+            municipalities=paths.municipalities_geojson, postcodes=paths.postcodes_geojson,
+        )
+    kwargs = dict(
+        inbox=str(settings.inbox), warehouse=str(settings.warehouse),
+        publish_dir=str(settings.publish_dir), quality_dir=str(settings.quality_dir),
+    )
+    first = nightly(**kwargs)
+    snapshot = _core_snapshot(settings.warehouse)
+    second = nightly(**kwargs)
+    return {"settings": settings, "paths": paths, "first": first, "second": second, "snapshot": snapshot}
+
+
+def _core_snapshot(warehouse: Path) -> dict[str, pd.DataFrame]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {
+            t: con.execute(f"SELECT * FROM core.{t} ORDER BY ALL").df()
+            for t in ("er_contact", "police_accident", "police_person", "casualty")
+        }
+    finally:
+        con.close()
+
+
+def test_row_accounting_holds_for_every_delivery(night):
+    s = night["first"]
+    assert s["rows_read"] > 1000
+    assert s["rows_read"] == s["rows_loaded"] + s["rows_quarantined"]
+    assert s["rows_quarantined"] > 0  # the generator plants bad rows
+    con = duckdb.connect(str(night["settings"].warehouse), read_only=True)
+    bad = con.execute(
+        "SELECT file_name FROM ops.delivery WHERE rows_read <> rows_loaded + rows_quarantined"
+    ).fetchall()
+    assert bad == []
+    # Every quarantined row is in quality.quarantine with a reason.
+    n_rows = con.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT delivery_id, line_no FROM quality.quarantine "
+        "WHERE stage = 'ingest' AND line_no IS NOT NULL)"
+    ).fetchone()[0]
+    n_files_rows = con.execute(
+        "SELECT coalesce(sum(rows_quarantined), 0) FROM ops.delivery WHERE status = 'loaded'"
+    ).fetchone()[0]
+    assert n_rows == n_files_rows
+    con.close()
+
+
+def test_summary_has_casualties_links_and_sources(night):
+    s = night["first"]
+    assert s["casualties"] > 500
+    assert s["links"] > 20
+    assert set(s["casualties_by_source"]) == {"er", "police", "both"}
+    # Police see a minority of the ER casualties (the dark figure).
+    er_total = s["casualties_by_source"]["er"] + s["casualties_by_source"]["both"]
+    assert 0.1 < s["casualties_by_source"]["both"] / er_total < 0.45
+
+
+def test_second_run_skips_every_file_and_gives_the_same_core(night):
+    second = night["second"]
+    assert second["deliveries_loaded"] == 0
+    assert second["files_skipped"] >= night["first"]["deliveries_loaded"]
+    again = _core_snapshot(night["settings"].warehouse)
+    for table, before in night["snapshot"].items():
+        pd.testing.assert_frame_equal(before, again[table], obj=table)
+
+
+def test_planted_junction_hotspots_are_found(night):
+    truth = pd.read_parquet(night["paths"].truth_dir / "hotspots.parquet")
+    junctions = truth[truth["kind"] == "junction"]
+    assert len(junctions) >= 2
+    con = duckdb.connect(str(night["settings"].warehouse), read_only=True)
+    hot = con.execute(
+        "SELECT junction_id, kommunekode, rank_in_kommune, rule_flag, n_accidents, "
+        "ST_X(geom) AS x, ST_Y(geom) AS y FROM marts.hotspot_junction "
+        "WHERE period_start = (SELECT min(period_start) FROM marts.hotspot_junction) "
+        "AND period_end = (SELECT max(period_end) FROM marts.hotspot_junction)"
+    ).df()
+    con.close()
+    for planted in junctions.itertuples():
+        d = ((hot["x"] - planted.x) ** 2 + (hot["y"] - planted.y) ** 2) ** 0.5
+        found = hot[d < 60]
+        assert not found.empty, f"planted hotspot {planted.name} not found"
+        best = found.sort_values("rank_in_kommune").iloc[0]
+        assert best["rank_in_kommune"] <= 3, f"{planted.name} ranked {best['rank_in_kommune']}"
+        assert bool(best["rule_flag"])
+
+
+def test_published_layers_open_and_hold_no_personal_data(night):
+    publish = night["settings"].publish_dir
+    gpkg = publish / "skadestue.gpkg"
+    assert gpkg.exists() and (publish / "skadestue.duckdb").exists()
+    for layer in ("hotspot_grid", "hotspot_junction", "hotspot_segment", "casualty_point"):
+        frame = gpd.read_file(gpkg, layer=layer)
+        assert len(frame) > 0, layer
+        assert frame.crs.to_epsg() == 25832
+        forbidden = {"cpr", "cpr_pseudonym", "birth_date", "kontakt_id", "ulykkessted", "fritekst", "navn"}
+        assert not forbidden & {c.lower() for c in frame.columns}, layer
+    points = gpd.read_file(gpkg, layer="casualty_point")
+    con = duckdb.connect(str(night["settings"].warehouse), read_only=True)
+    placed = con.execute("SELECT count(*) FROM core.casualty WHERE x IS NOT NULL").fetchone()[0]
+    con.close()
+    assert len(points) == placed
+    cpr_like = re.compile(r"\b\d{6}-?\d{4}\b")
+    for col in points.columns:
+        if points[col].dtype == object:
+            assert not points[col].astype(str).str.contains(cpr_like).any(), col
+
+
+def test_no_cpr_anywhere_in_the_warehouse(night):
+    """No 10-digit CPR-shaped value in any text column of any warehouse table."""
+    con = duckdb.connect(str(night["settings"].warehouse), read_only=True)
+    cols = con.execute(
+        "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+        "WHERE data_type IN ('VARCHAR', 'JSON') AND table_schema NOT IN ('gazetteer')"
+    ).fetchall()
+    hits = []
+    for schema, table, col in cols:
+        n = con.execute(
+            f"SELECT count(*) FROM {schema}.{table} "
+            f"WHERE regexp_matches(CAST(\"{col}\" AS VARCHAR), '(^|[^0-9])[0-3][0-9][01][0-9]{{2}}-?[0-9]{{4}}([^0-9]|$)')"
+        ).fetchone()[0]
+        if n:
+            hits.append((schema, table, col, n))
+    con.close()
+    assert hits == []
+
+
+def test_quality_results_and_docs(night):
+    con = duckdb.connect(str(night["settings"].warehouse), read_only=True)
+    stages = {r[0] for r in con.execute("SELECT DISTINCT stage FROM quality.validation_result").fetchall()}
+    failed_critical = con.execute(
+        "SELECT count(*) FROM quality.validation_result WHERE critical AND NOT success"
+    ).fetchone()[0]
+    con.close()
+    assert {"raw_er", "raw_police", "geocoded", "linked", "hotspots"} <= stages
+    assert failed_critical == 0
+    assert any(night["settings"].quality_dir.rglob("index.html"))
+
+
+def test_geocoding_places_most_er_contacts(night):
+    con = duckdb.connect(str(night["settings"].warehouse), read_only=True)
+    share = con.execute(
+        "SELECT avg(CASE WHEN x IS NOT NULL THEN 1 ELSE 0 END) FROM core.er_contact"
+    ).fetchone()[0]
+    con.close()
+    assert share > 0.6
+    assert not math.isnan(share)
