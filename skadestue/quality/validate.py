@@ -1,0 +1,273 @@
+"""Validate one stage's warehouse table(s) against its suite(s) and store the results.
+
+``validate_stage`` reads only the columns a suite needs from DuckDB into pandas (nightly
+volumes are small), runs GX, writes one ``quality.validation_result`` row per expectation
+and, when the caller passes ``docs_dir``, renders Data Docs there. Data Docs are for
+operators (warehouse tier), so the flow passes :func:`default_docs_dir`
+(``settings.quality_dir``), never a folder under ``publish/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from skadestue.config import Settings
+from skadestue.quality.redact import redact
+from skadestue.quality.suites import EXPECTATIONS_DIR, SuiteSpec, suites_for_stage
+
+log = logging.getLogger(__name__)
+
+#: kwargs that are shown as ``column_name`` or are GX bookkeeping, so not repeated in details.
+_NOT_IN_DETAILS = {"column", "column_A", "column_B", "column_list", "batch_id"}
+_MAX_VALUES_IN_DETAILS = 5
+_RESULT_COLUMNS = (
+    "run_id", "stage", "suite", "expectation", "column_name", "critical", "success",
+    "element_count", "unexpected_count", "details",
+)
+
+
+@dataclass
+class StageValidation:
+    """Outcome of one stage: every expectation of every suite of the stage."""
+
+    stage: str
+    success: bool
+    critical_failures: list[str]
+    n_expectations: int
+    n_failed: int
+    results: list[dict[str, Any]] = field(default_factory=list)  # quality.validation_result rows
+    suites: list[str] = field(default_factory=list)
+    docs_index: Path | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """Failed non-critical expectations (reported, do not stop publication)."""
+        return [_label(r) for r in self.results if not r["success"] and not r["critical"]]
+
+
+def default_docs_dir(settings: Settings) -> Path:
+    """Where the nightly flow renders Data Docs: ``settings.quality_dir`` (operator tier)."""
+    return Path(settings.quality_dir)
+
+
+def suite_parameters(settings: Settings, today: dt.date | None = None) -> dict[str, Any]:
+    """Values for the ``{"$PARAMETER": ...}`` placeholders in the suites."""
+    return {
+        "today": (today or dt.date.today()).isoformat(),
+        "max_age": settings.ingest.max_age,
+    }
+
+
+def validate_stage(
+    con: duckdb.DuckDBPyConnection,
+    stage: str,
+    run_id: str,
+    settings: Settings,
+    docs_dir: Path | None = None,
+    *,
+    expectations_dir: Path = EXPECTATIONS_DIR,
+    today: dt.date | None = None,
+) -> StageValidation:
+    """Run the stage's suites, store one result row per expectation, optionally build Data Docs.
+
+    ``docs_dir=None`` skips Data Docs (the flow passes :func:`default_docs_dir`); ``today``
+    bounds dates (default: the real today). A missing table is not an exception: it is recorded as a failed critical
+    ``expect_table_to_exist`` so the gate stops publication and the reason is stored.
+    """
+    from skadestue.quality.gx_runtime import build_data_docs
+
+    specs = suites_for_stage(stage, expectations_dir)
+    params = suite_parameters(settings, today)
+    rows: list[dict[str, Any]] = []
+    keys: list[Any] = []
+    for spec in specs:
+        suite_rows, key = _validate_suite(con, spec, run_id, params)
+        rows.extend(suite_rows)
+        keys.extend([key] if key is not None else [])
+    write_results(con, run_id, stage, rows)
+    outcome = _summarise(stage, [s.name for s in specs], rows)
+    if docs_dir is not None:
+        outcome.docs_index = build_data_docs(docs_dir, keys)
+    _log_outcome(outcome)
+    return outcome
+
+
+def _validate_suite(
+    con: duckdb.DuckDBPyConnection, spec: SuiteSpec, run_id: str, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], Any]:
+    """Result rows of one suite and its GX result key (one failed row, no key, when the
+    table is missing)."""
+    from skadestue.quality.gx_runtime import run_suite
+
+    existing = table_columns(con, spec.table)
+    if not existing:
+        return [_missing_table_row(spec, run_id)], None
+    df = read_table(con, spec.table, [c for c in spec.columns if c in existing])
+    result, key = run_suite(spec, df, run_id, params)
+    return [_result_row(spec, run_id, r, len(df)) for r in result.results], key
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """``{column: duckdb type}`` of ``schema.table``; empty when the table does not exist."""
+    schema, name = table.split(".", 1)
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return dict(rows)
+
+
+def read_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> pd.DataFrame:
+    """The given columns of ``table`` as pandas, DATE columns as ``datetime.date`` objects.
+
+    GX compares DATE bounds (``"2000-01-01"``) as dates; pandas Timestamps would not compare.
+    """
+    types = table_columns(con, table)
+    if not columns:  # row-count-only suite: one constant column keeps the row count
+        return con.execute(f"SELECT 1 AS _row FROM {table}").df()
+    select = ", ".join(_quote(c) for c in columns)
+    df = con.execute(f"SELECT {select} FROM {table}").df()
+    for col in columns:
+        if types.get(col) == "DATE":
+            df[col] = df[col].dt.date.astype(object).where(df[col].notna(), None)
+    return df
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _column_name(kwargs: dict[str, Any]) -> str | None:
+    """The column(s) an expectation is about, as stored in ``column_name``."""
+    if "column" in kwargs:
+        return kwargs["column"]
+    if "column_A" in kwargs:
+        return f"{kwargs['column_A']},{kwargs['column_B']}"
+    if "column_list" in kwargs:
+        return ",".join(kwargs["column_list"])
+    return None
+
+
+def _exception_message(exception_info: Any) -> str | None:
+    """The first exception message GX recorded for an expectation, if any."""
+    if not isinstance(exception_info, dict):
+        return None
+    if exception_info.get("raised_exception"):
+        return exception_info.get("exception_message")
+    for value in exception_info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return value.get("exception_message")
+    return None
+
+
+def _details(spec_exp: dict[str, Any], result: dict[str, Any], exception: str | None) -> str:
+    """The JSON ``details``: why, parameters, a few unexpected values (redacted), the error."""
+    details: dict[str, Any] = {
+        "why": spec_exp["meta"].get("why"),
+        "kwargs": {k: v for k, v in spec_exp["kwargs"].items() if k not in _NOT_IN_DETAILS},
+    }
+    for key in ("observed_value", "unexpected_percent", "missing_count"):
+        if key in result:
+            details[key] = result[key]
+    counts = result.get("partial_unexpected_counts") or []
+    if counts:
+        details["unexpected_values"] = counts[:_MAX_VALUES_IN_DETAILS]
+    if exception:
+        details["error"] = exception
+    return json.dumps(redact(details), ensure_ascii=False)
+
+
+def _result_row(spec: SuiteSpec, run_id: str, r: Any, n_rows: int) -> dict[str, Any]:
+    """One ``quality.validation_result`` row from a GX ExpectationValidationResult."""
+    config = r.expectation_config
+    meta = config.meta or {}
+    spec_exp = {"kwargs": {k: v for k, v in config.kwargs.items()}, "meta": meta}
+    result = r.result or {}
+    exception = _exception_message(r.exception_info)
+    return {
+        "run_id": run_id,
+        "stage": spec.stage,
+        "suite": spec.name,
+        "expectation": config.type,
+        "column_name": _column_name(config.kwargs),
+        "critical": bool(meta.get("critical", True)),
+        "success": bool(r.success),
+        "element_count": result.get("element_count", n_rows),
+        "unexpected_count": result.get("unexpected_count"),
+        "details": _details(spec_exp, result, exception),
+    }
+
+
+def _missing_table_row(spec: SuiteSpec, run_id: str) -> dict[str, Any]:
+    """The failed critical row recorded when a suite's table does not exist."""
+    why = (
+        f"table {spec.table} does not exist: the stage that builds it did not run or failed "
+        "(or its migration is missing)"
+    )
+    return {
+        "run_id": run_id, "stage": spec.stage, "suite": spec.name,
+        "expectation": "expect_table_to_exist", "column_name": None, "critical": True,
+        "success": False, "element_count": None, "unexpected_count": None,
+        "details": json.dumps({"why": why, "table": spec.table}),
+    }
+
+
+def write_results(
+    con: duckdb.DuckDBPyConnection, run_id: str, stage: str, rows: list[dict[str, Any]]
+) -> None:
+    """Replace this run's rows for ``stage`` in ``quality.validation_result`` (re-runs are idempotent)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM quality.validation_result WHERE run_id = ? AND stage = ?", [run_id, stage])
+        if rows:
+            cols = ", ".join(_RESULT_COLUMNS)
+            marks = ", ".join("?" for _ in _RESULT_COLUMNS)
+            con.executemany(
+                f"INSERT INTO quality.validation_result ({cols}) VALUES ({marks})",
+                [[row[c] for c in _RESULT_COLUMNS] for row in rows],
+            )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _label(row: dict[str, Any]) -> str:
+    """``suite.expectation[column]``: how a failure is named in reports and exceptions."""
+    column = f"[{row['column_name']}]" if row["column_name"] else ""
+    return f"{row['suite']}.{row['expectation']}{column}"
+
+
+def _summarise(stage: str, suites: list[str], rows: list[dict[str, Any]]) -> StageValidation:
+    failed = [r for r in rows if not r["success"]]
+    critical = [_label(r) for r in failed if r["critical"]]
+    return StageValidation(
+        stage=stage,
+        success=not critical,
+        critical_failures=critical,
+        n_expectations=len(rows),
+        n_failed=len(failed),
+        results=rows,
+        suites=suites,
+    )
+
+
+def _log_outcome(outcome: StageValidation) -> None:
+    if outcome.critical_failures:
+        log.error("stage %s: %d critical expectation(s) failed: %s", outcome.stage,
+                  len(outcome.critical_failures), "; ".join(outcome.critical_failures))
+    if outcome.warnings:
+        log.warning("stage %s: non-critical expectation(s) failed: %s", outcome.stage,
+                    "; ".join(outcome.warnings))
+    log.info("stage %s: %d/%d expectations passed", outcome.stage,
+             outcome.n_expectations - outcome.n_failed, outcome.n_expectations)
