@@ -19,7 +19,7 @@ prepare_environment()
 app = typer.Typer(add_completion=False, help="Traffic-injury registration pipeline (skadestue + politi).")
 geodata_app = typer.Typer(add_completion=False, help="Reference geodata: addresses, roads, boundaries.")
 app.add_typer(geodata_app, name="geodata")
-console = Console()
+console = Console(width=max(Console().width, 120))
 
 
 def _logging(verbose: bool) -> None:
@@ -29,6 +29,9 @@ def _logging(verbose: bool) -> None:
         handlers=[RichHandler(console=console, show_path=False)],
         force=True,
     )
+    # Prefect's client logs every HTTP call to its local server at INFO: noise for an operator.
+    for noisy in ("httpx", "httpcore", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @geodata_app.command("import")
@@ -37,6 +40,10 @@ def geodata_import(
     roads: Path = typer.Option(..., exists=True, help="Road centre lines (GeoJSON/GeoPackage, EPSG:25832)."),
     municipalities: Path = typer.Option(..., exists=True, help="DAGI kommuner (GeoJSON)."),
     postcodes: Optional[Path] = typer.Option(None, exists=True, help="DAGI postnumre (GeoJSON)."),
+    places: Optional[Path] = typer.Option(None, exists=True, help="Place names / landmarks (CSV: name, x, y)."),
+    vejnavne: Optional[Path] = typer.Option(
+        None, exists=True, help="DAWA vejnavne CSV, for address files without a vejnavn column."
+    ),
     warehouse: Optional[Path] = typer.Option(None, help="Warehouse DuckDB file."),
     config: Optional[Path] = typer.Option(None, help="skadestue.toml"),
     verbose: bool = False,
@@ -50,7 +57,8 @@ def geodata_import(
     settings = load_settings(config, warehouse=warehouse)
     with console.status("Importing reference geodata ..."), db.warehouse(settings) as con:
         counts = import_geodata(
-            con, addresses=addresses, roads=roads, municipalities=municipalities, postcodes=postcodes
+            con, addresses=addresses, roads=roads, municipalities=municipalities, postcodes=postcodes,
+            places=places, vejnavne=vejnavne,
         )
     table = Table(title=f"Gazetteer in {settings.warehouse}")
     table.add_column("table")
@@ -104,6 +112,10 @@ def demo(
     out: Path = typer.Option(Path("data/demo"), help="Folder for the demo data, warehouse and layers."),
     scale: float = typer.Option(1.0, help="Volume multiplier (1 = the region's yearly volumes)."),
     seed: int = typer.Option(7, help="Random seed of the generator."),
+    police_reporting: float = typer.Option(
+        1.0, help="How often police register non-fatal accidents (1: ~25 % of ER casualties; "
+        "0.3: the region's ~210 police injury accidents a year)."
+    ),
     municipalities: Optional[Path] = typer.Option(
         None, help="Real DAGI kommuner GeoJSON to use instead of synthetic boundaries."
     ),
@@ -130,7 +142,9 @@ def demo(
     if settings.warehouse.exists():
         settings.warehouse.unlink()  # the demo always starts from an empty warehouse
     with console.status("Generating demo data ..."):
-        paths = generate_demo(out, scale=scale, seed=seed, municipalities_geojson=municipalities)
+        paths = generate_demo(
+            out, scale=scale, seed=seed, municipalities_geojson=municipalities, police_reporting=police_reporting
+        )
     console.print(f"Demo data written to {out}")
     with console.status("Importing the demo gazetteer ..."), db.warehouse(settings) as con:
         import_geodata(
@@ -139,6 +153,7 @@ def demo(
             roads=paths.roads_geojson,
             municipalities=paths.municipalities_geojson,
             postcodes=paths.postcodes_geojson,
+            places=paths.places_csv,
         )
     summary = _run_flow(settings, None)
     print_summary(summary, settings)
@@ -186,9 +201,10 @@ def print_summary(summary: dict, settings) -> None:
     console.print(table)
     with db.warehouse(settings, read_only=True) as con:
         top = con.execute(db.query("top_junction_hotspots"), [5]).fetchall()
-    hot = Table(title="Top junction hotspots (analysis window)")
+    hot = Table(title="Top junction hotspots over the analysis window (rule = at least "
+                f"{settings.hotspot.rule_min_accidents} accidents)")
     for col in ("kommune", "junction", "roads", "period", "accidents", "casualties", "score", "rule"):
-        hot.add_column(col)
+        hot.add_column(col, overflow="fold")
     for r in top:
         hot.add_row(*[str(v) for v in r])
     console.print(hot)

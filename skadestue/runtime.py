@@ -18,6 +18,8 @@ def prepare_environment(prefect_home: Path | None = None) -> None:
     # a fresh machine, far beyond Prefect's default of 20 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "skadestue,geodata")
+    # Library code logs outside flow runs too (tests, the CLI before the flow starts).
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     os.environ.setdefault("PREFECT_UI_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -150,7 +150,7 @@ def test_row_accounting_per_delivery(nights):
     }
     assert got == {
         "politi/personer_2024-03-07.csv": ("loaded", 11, 9, 2, "utf-8", ","),
-        "politi/uheld_2024-03-07.csv": ("loaded", 6, 3, 3, "utf-8", ";"),
+        "politi/uheld_2024-03-07.csv": ("loaded", 6, 5, 1, "utf-8", ";"),
         "skadestue/2024-03-07_broken.csv": ("rejected", 2, 0, 2, "utf-8", ";"),
         "skadestue/2024-03-07_garbled.csv": ("rejected", 1, 0, 1, None, None),
         "skadestue/2024-03-07_shs.csv": ("loaded", 4, 3, 1, "cp1252", ","),
@@ -222,10 +222,6 @@ def test_quarantine_reasons_name_the_problem(nights):
         ("politi/personer_2024-03-07.csv", 10, "U7|1|1", "TRANSPORTMIDDEL", "14", "unknown TRANSPORTMIDDEL code 14"),
         ("politi/personer_2024-03-07.csv", 11, "U8|1|1", "SKADESGRAD", "X",
          "unknown SKADESGRAD 'X' (expected D, A, L or U)"),
-        ("politi/uheld_2024-03-07.csv", 3, "U2", "X_KOORDINAT", "6150234 / 477123",
-         "X/Y 6150234 / 477123 outside Denmark (EPSG:25832 E 440000-900000, N 6040000-6410000) (looks swapped)"),
-        ("politi/uheld_2024-03-07.csv", 5, "U4", "X_KOORDINAT", "100 / 200",
-         "X/Y 100 / 200 outside Denmark (EPSG:25832 E 440000-900000, N 6040000-6410000)"),
         ("politi/uheld_2024-03-07.csv", 6, "U5", "UHELDSDATO", None, "missing UHELDSDATO"),
         ("skadestue/2024-03-07_shs.csv", 4, "SHS Aabenraa|S3", "ulykke_tid", "2024-03-07 10:00",
          "ulykke_tid '2024-03-07 10:00' is after ankomst 2024-03-07 09:00"),
@@ -238,6 +234,31 @@ def test_quarantine_reasons_name_the_problem(nights):
         ("skadestue/2024-03-07_svs.csv", 10, "SVS Esbjerg|", "kontakt_id", None, "missing kontakt_id"),
         ("skadestue/2024-03-07_svs.csv", 12, "SVS Esbjerg|K9", None, None, "line has 3 fields, the header has 16"),
     ]
+
+
+def test_coordinates_outside_denmark_load_with_a_note(nights):
+    """A bad placing does not void the accident: the row loads, the geocoder flags it."""
+    con = nights["con"]
+    notes = _rows(
+        con,
+        "SELECT line_no, value, note FROM quality.ingest_note "
+        "WHERE file_name = 'politi/uheld_2024-03-07.csv' AND column_name = 'X_KOORDINAT' ORDER BY line_no",
+    )
+    assert notes == [
+        (3, "6150234 / 477123", "X/Y 6150234 / 477123 outside Denmark (EPSG:25832 E 440000-900000, "
+         "N 6040000-6410000) (looks swapped); loaded, the geocoder checks it"),
+        (5, "100 / 200", "X/Y 100 / 200 outside Denmark (EPSG:25832 E 440000-900000, N 6040000-6410000); "
+         "loaded, placed from the road name if possible"),
+    ]
+    # As delivered on night 1 (U2 is corrected the right way round on night 2).
+    first = nights["night1"].deliveries
+    uheld = next(d for d in first if d.file == "politi/uheld_2024-03-07.csv")
+    assert _rows(
+        con,
+        "SELECT uheld_id, x, y FROM staging.police_accident WHERE uheld_id IN ('U2', 'U4') "
+        "AND delivery_id = ? ORDER BY 1",
+        uheld.delivery_id,
+    ) == [("U2", 6150234.0, 477123.0), ("U4", 100.0, 200.0)]
 
 
 def test_unknown_words_are_kept_with_a_note(nights):
@@ -349,9 +370,9 @@ def test_staging_police_is_typed(nights):
 
 def test_core_newest_delivery_wins_and_raw_keeps_both(nights):
     con = nights["con"]
-    assert nights["core1"] == {"er_contact": 8, "police_accident": 3, "police_person": 9,
+    assert nights["core1"] == {"er_contact": 8, "police_accident": 5, "police_person": 9,
                                "police_person_without_accident": 2}
-    assert nights["core2"] == {"er_contact": 9, "police_accident": 4, "police_person": 9,
+    assert nights["core2"] == {"er_contact": 9, "police_accident": 5, "police_person": 9,
                                "police_person_without_accident": 2}
     k2 = _rows(con, "SELECT age, afslutning, severity, delivery_id, x, geocode_quality, casualty_id FROM core.er_contact WHERE kontakt_id='K2'")
     c_id = _delivery(nights["night2"], "skadestue/2024-03-08_svs.csv").delivery_id
@@ -363,6 +384,8 @@ def test_core_newest_delivery_wins_and_raw_keeps_both(nights):
         ("U10", "slight", 490000.0, 6200000.0, "police"),
         ("U2", "killed", 477123.0, 6150234.0, "police"),  # the corrected delivery, X/Y now the right way
         ("U3", "unknown", None, None, "none"),
+        # Loaded as delivered; the geocoder flags the placing as outside Denmark.
+        ("U4", "slight", 100.0, 200.0, "police"),
     ]
 
 
@@ -439,7 +462,7 @@ def test_a_crash_mid_delivery_leaves_nothing_half_loaded(tmp_path, monkeypatch):
         assert _rows(con, f"SELECT count(*) FROM {table}") == [(0,)], table
     monkeypatch.undo()
     report = ingest_inbox(con, _settings(inbox), "r2")  # the next run loads it cleanly
-    assert (report.deliveries[0].rows_read, report.deliveries[0].rows_loaded) == (6, 3)
+    assert (report.deliveries[0].rows_read, report.deliveries[0].rows_loaded) == (6, 5)
     con.close()
 
 

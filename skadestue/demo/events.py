@@ -337,12 +337,14 @@ def make_events(acc: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return ev
 
 
-def register_police(acc: pd.DataFrame, ev: pd.DataFrame, rng: np.random.Generator) -> None:
+def register_police(
+    acc: pd.DataFrame, ev: pd.DataFrame, rng: np.random.Generator, reporting: float = 1.0
+) -> None:
     """Which accidents the police register, and which of their casualties reach an ER."""
     worst = ev.assign(rank=ev["severity"].map({"killed": 0, "serious": 1, "slight": 2, "unknown": 3}))
     worst = worst.groupby("accident_id")["rank"].min()
     sev = SEVERITIES[worst.reindex(acc["accident_id"]).to_numpy()]
-    p = acc["road_user"].map(POLICE_BASE).to_numpy() * pd.Series(sev).map(SEVERITY_FACTOR).fillna(1).to_numpy()
+    p = reporting * acc["road_user"].map(POLICE_BASE).to_numpy() * pd.Series(sev).map(SEVERITY_FACTOR).fillna(1).to_numpy()
     p = np.where(sev == "killed", KILLED_POLICE_SHARE, np.minimum(p, 0.95))
     acc["police"] = rng.random(len(acc)) < p
     police = acc.set_index("accident_id").loc[ev["accident_id"], "police"].to_numpy()
@@ -380,12 +382,12 @@ def attach_persons(acc: pd.DataFrame, ev: pd.DataFrame, rng: np.random.Generator
     return persons
 
 
-def build_truth(gaz: Gazetteer, rng: np.random.Generator, years: tuple[int, int], scale: float
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_truth(gaz: Gazetteer, rng: np.random.Generator, years: tuple[int, int], scale: float,
+                police_reporting: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Accidents and events with persons and police registration."""
     acc = make_accidents(gaz, rng, years, scale)
     ev = make_events(acc, rng)
-    register_police(acc, ev, rng)
+    register_police(acc, ev, rng, police_reporting)
     attach_persons(acc, ev, rng)
     cols = ["accident_id", "ts", "year", "kommunekode", "x", "y", "kind", "hotspot", "town"]
     ev = ev.merge(acc[cols], on="accident_id", how="left")

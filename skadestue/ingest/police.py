@@ -54,8 +54,16 @@ def _whole_number(
     return value
 
 
-def check_coordinates(df: pd.DataFrame, rejects: Findings) -> tuple[pd.Series, pd.Series]:
-    """X/Y as EPSG:25832 doubles; unreadable, half-given or outside Denmark -> quarantine."""
+def check_coordinates(
+    df: pd.DataFrame, rejects: Findings, notes: Findings
+) -> tuple[pd.Series, pd.Series]:
+    """X/Y as EPSG:25832 doubles.
+
+    Unreadable or half-given coordinates quarantine the row. Coordinates outside Denmark do
+    not: the accident and its injured persons are real, only the placing is wrong. Such rows
+    load with the coordinates as delivered and a note; the geocoder flags them (``swapped``,
+    ``outside_denmark``) and places the accident from its road name instead.
+    """
     x, y = parse_float(df["x_koordinat"]), parse_float(df["y_koordinat"])
     for col, label, v in (("x_koordinat", "X_KOORDINAT", x), ("y_koordinat", "Y_KOORDINAT", y)):
         rejects.add(df[col].notna() & v.isna(), label, f"{label} " + quoted(df[col]) + " is not a number", df[col])
@@ -67,8 +75,10 @@ def check_coordinates(df: pd.DataFrame, rejects: Findings) -> tuple[pd.Series, p
     swapped = y.between(*DK_EASTING) & x.between(*DK_NORTHING)
     pair = df["x_koordinat"].astype("string") + " / " + df["y_koordinat"].astype("string")
     reason = "X/Y " + pair + " outside Denmark (EPSG:25832 E 440000-900000, N 6040000-6410000)"
-    rejects.add(both & ~inside & swapped, "X_KOORDINAT", reason + " (looks swapped)", pair)
-    rejects.add(both & ~inside & ~swapped, "X_KOORDINAT", reason, pair)
+    notes.add(both & ~inside & swapped, "X_KOORDINAT",
+              reason + " (looks swapped); loaded, the geocoder checks it", pair)
+    notes.add(both & ~inside & ~swapped, "X_KOORDINAT",
+              reason + "; loaded, placed from the road name if possible", pair)
     return x, y
 
 
@@ -122,7 +132,7 @@ def type_accident_rows(df: pd.DataFrame, cpr: CprFacts | None, settings: Setting
     km_m = parse_km(df["km"])
     rejects.add(df["km"].notna() & km_m.isna(), "KM",
                 "KM " + quoted(df["km"]) + " is not a kilometre position (e.g. 12/0450)", df["km"])
-    x, y = check_coordinates(df, rejects)
+    x, y = check_coordinates(df, rejects, notes)
     sprit, sprit_unknown = yes_no(df["sprit"])
     notes.add(sprit_unknown, "SPRIT", "SPRIT " + quoted(df["sprit"]) + " is not J/N; left empty", df["sprit"])
     staging = pd.DataFrame(
