@@ -116,6 +116,9 @@ class HotspotSettings(BaseModel):
     seed: int = 20240101
     #: Road stretches: a casualty is snapped to the nearest street within this distance.
     segment_snap_m: float = 30.0
+    #: A casualty counts on a road window only when placed to within this (street-only
+    #: placements, uncertain by hundreds of metres, do not).
+    segment_max_uncertainty_m: float = 50.0
 
 
 class PublishSettings(BaseModel):

@@ -490,3 +490,43 @@ def test_empty_core_gives_empty_marts():
     report = build_hotspots(con, Settings(), as_of=AS_OF)
     assert report.periods == []
     assert report.rows["hotspot_grid"] == 0 and report.rows["casualty_point"] == 0
+
+
+def test_street_only_placements_do_not_make_junction_or_segment_hotspots():
+    """Street-only geocodes (quality C, point uncertain by hundreds of metres) stacked on
+    one junction are no evidence about it: they stay out of the junction, segment and
+    100 m layers, and count only in the 1 km grid (uncertainty at most half a cell)."""
+
+    def totals(con) -> dict:
+        w = "WHERE period_type = 'window'"
+        return {
+            "junction": con.execute(f"SELECT sum(n_casualties) FROM marts.hotspot_junction {w}").fetchone()[0],
+            "segment": con.execute(f"SELECT sum(n_casualties) FROM marts.hotspot_segment {w}").fetchone()[0],
+            "grid100": con.execute(
+                f"SELECT sum(n_casualties) FROM marts.hotspot_grid {w} AND cell_size_m = 100").fetchone()[0],
+            "grid1000": con.execute(
+                f"SELECT sum(n_casualties) FROM marts.hotspot_grid {w} AND cell_size_m = 1000").fetchone()[0],
+        }
+
+    con, _ = make_warehouse()
+    build_hotspots(con, Settings(), as_of=AS_OF)
+    before = totals(con)
+    frame = pd.DataFrame([
+        _casualty(f"E-street{i}", "er", None, dt.date(2022, 3, 1 + i), "0561", J2[0] + 1, J2[1] + 1)
+        for i in range(9)
+    ])
+    frame["geocode_quality"] = "C"
+    frame["geocode_uncertainty_m"] = 400.0
+    con.register("street_only", frame)
+    con.execute("INSERT INTO core.casualty BY NAME SELECT * FROM street_only")
+    build_hotspots(con, Settings(), as_of=AS_OF)
+    after = totals(con)
+    assert after == {**before, "grid1000": before["grid1000"] + 9}
+    # Precise placements at the same spot do make J2 a hotspot.
+    con.execute("UPDATE core.casualty SET geocode_uncertainty_m = 5 WHERE casualty_id LIKE 'E-street%'")
+    build_hotspots(con, Settings(), as_of=AS_OF)
+    n, flag = con.execute(
+        "SELECT n_casualties, rule_flag FROM marts.hotspot_junction "
+        "WHERE junction_id = 'J2' AND period_type = 'window'"
+    ).fetchone()
+    assert n >= 9 and flag

@@ -193,7 +193,10 @@ def _update_poisson(con: duckdb.DuckDBPyConnection) -> None:
 def _build_segments(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> None:
     """marts.hotspot_segment: fixed windows along each street's merged line."""
     con.execute(query("hotspot_street_part"))
-    con.execute(query("hotspot_segment_snap"), {"snap_m": hs.segment_snap_m})
+    con.execute(
+        query("hotspot_segment_snap"),
+        {"snap_m": hs.segment_snap_m, "max_uncertainty_m": hs.segment_max_uncertainty_m},
+    )
     windows = pd.DataFrame({"window_m": sorted({int(w) for w in hs.segment_windows_m})})
     _table_from_frame(con, "hs_segment_window", windows)
     con.execute(query("hotspot_segment_assign"))

@@ -1,6 +1,8 @@
 -- Placed casualties (x/y known) with their accident key and kommune: the input of every
 -- hotspot layer. An accident is the police uheld_id, or for ER-only casualties the casualty.
 -- A casualty without kommunekode takes the kommune whose boundary holds its point.
+-- uncertainty_m: how far off the point may be (NULL: police X/Y, taken as exact); each layer
+-- only counts casualties placed precisely enough for its units.
 CREATE OR REPLACE TEMP TABLE hs_casualty AS
 WITH placed AS (
     SELECT
@@ -13,6 +15,7 @@ WITH placed AS (
         c.severity,
         c.road_user,
         c.source,
+        coalesce(c.geocode_uncertainty_m, 0) AS uncertainty_m,
         ST_Point(c.x, c.y) AS pt
     FROM core.casualty AS c
     WHERE c.x IS NOT NULL AND c.y IS NOT NULL
