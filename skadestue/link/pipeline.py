@@ -9,13 +9,14 @@ import duckdb
 
 from skadestue.config import Settings
 from skadestue.link.casualty import build_casualties, count_police_placed_contacts
+from skadestue.link.darkfigure import build_dark_figure, police_known_share_by_road_user
 from skadestue.link.prepare import build_police_persons, fold_er_events, police_orphans
-from skadestue.link.splink_model import match_one_to_one, score_pairs
+from skadestue.link.splink_model import build_review_list, match_one_to_one, score_pairs
 
 log = logging.getLogger(__name__)
 
 _TEMP_TABLES = ("link_contact", "link_contact_event", "link_er_event", "link_police_person",
-                "link_candidate", "link_pair")
+                "link_candidate", "link_scored_pair", "link_pair")
 
 
 @dataclass
@@ -35,6 +36,12 @@ class LinkReport:
     n_quarantined: int
     n_er_contacts_placed_by_police: int
     by_source: dict[str, int] = field(default_factory=dict)
+    #: Pairs listed in quality.link_review for clerical review.
+    n_review_pairs: int = 0
+    #: Chapman estimate of all casualties (marts.dark_figure, stratum 'total'), NaN-free or None.
+    dark_figure_estimate: float | None = None
+    #: Estimated share of casualties known to the police, per road user (run summary).
+    police_known_share_by_road_user: dict[str, float] = field(default_factory=dict)
 
 
 def link_casualties(con: duckdb.DuckDBPyConnection, settings: Settings) -> LinkReport:
@@ -50,8 +57,10 @@ def link_casualties(con: duckdb.DuckDBPyConnection, settings: Settings) -> LinkR
         n_quarantined = _quarantine_orphans(con)
         n_candidates = score_pairs(con, settings.link.match_threshold, settings.duckdb_threads)
         n_links = match_one_to_one(con)
+        n_review = build_review_list(con, settings.link.match_threshold)
         by_source = build_casualties(con)
         n_placed = count_police_placed_contacts(con)
+        dark = build_dark_figure(con)
         for name in _TEMP_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {name}")
         con.execute("COMMIT")
@@ -69,9 +78,18 @@ def link_casualties(con: duckdb.DuckDBPyConnection, settings: Settings) -> LinkR
         n_quarantined=n_quarantined,
         n_er_contacts_placed_by_police=n_placed,
         by_source={s: by_source.get(s, 0) for s in ("both", "er", "police")},
+        n_review_pairs=n_review,
+        dark_figure_estimate=_total_estimate(dark),
+        police_known_share_by_road_user=police_known_share_by_road_user(dark),
     )
     log.info("linkage: %s", report)
     return report
+
+
+def _total_estimate(dark) -> float | None:
+    """The pooled Chapman estimate, rounded; None when a source is empty."""
+    total = dark.loc[dark["stratum_level"] == "total", "estimate"]
+    return None if total.empty or total.isna().iloc[0] else round(float(total.iloc[0]), 1)
 
 
 def _current_run_id(con: duckdb.DuckDBPyConnection) -> str:

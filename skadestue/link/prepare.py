@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: CPR-less contacts placed at most this far apart count as the same place.
 SAME_PLACE_M = 250.0
+#: A later contact placed this far from its person's event is (with one more difference) a new injury.
+NEW_PLACE_M = 1000.0
 
 
 def fold_er_events(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[int, int]:
@@ -30,7 +32,11 @@ def fold_er_events(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[
     """
     con.execute(query("link_contacts"))
     _assign_nocpr_person_keys(con, settings.link.return_visit_days)
-    con.execute(query("link_er_events").replace("$return_visit_days", str(int(settings.link.return_visit_days))))
+    con.execute(
+        query("link_er_events")
+        .replace("$return_visit_days", str(int(settings.link.return_visit_days)))
+        .replace("$new_place_m", repr(float(NEW_PLACE_M)))
+    )
     n_contacts = con.execute("SELECT count(*) FROM link_contact").fetchone()[0]
     n_events = con.execute("SELECT count(*) FROM link_er_event").fetchone()[0]
     log.info("folded %d ER contacts into %d injury events", n_contacts, n_events)
@@ -39,38 +45,37 @@ def fold_er_events(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[
 
 def _assign_nocpr_person_keys(con: duckdb.DuckDBPyConnection, return_visit_days: int) -> None:
     """Give CPR-less contacts a person key: connected components of "looks like the same
-    person at the same place" pairs; the key names the component's smallest contact key."""
-    keys = [
-        r[0]
-        for r in con.execute(
-            "SELECT contact_key FROM link_contact WHERE person_key IS NULL ORDER BY contact_key"
-        ).fetchall()
-    ]
-    if not keys:
-        return
+    person at the same place" pairs (link_nocpr_edges.sql). A component holding contacts of
+    exactly one CPR person joins that person (a transfer typed without the CPR); otherwise
+    the key names the component's smallest CPR-less contact key."""
     edges = con.execute(
         query("link_nocpr_edges"),
         {"return_visit_days": int(return_visit_days), "same_place_m": SAME_PLACE_M},
     ).to_arrow_table()
+    con.register("link_nocpr_edge", edges)
+    try:
+        nodes = con.execute(
+            "SELECT contact_key, person_key FROM link_contact WHERE person_key IS NULL "
+            "OR contact_key IN (SELECT key_b FROM link_nocpr_edge) ORDER BY contact_key"
+        ).to_arrow_table()
+    finally:
+        con.unregister("link_nocpr_edge")
+    if nodes.num_rows == 0:
+        return
+    keys = nodes.column("contact_key").to_pylist()
     index = {k: i for i, k in enumerate(keys)}
     a = np.array([index[k] for k in edges.column("key_a").to_pylist()], dtype=np.int64)
     b = np.array([index[k] for k in edges.column("key_b").to_pylist()], dtype=np.int64)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(keys), len(keys)))
-    n_persons, labels = connected_components(graph, directed=False)
-    # labels are 0..n_persons-1 and keys are sorted: a label's first index is its smallest key
-    _, first_idx = np.unique(labels, return_index=True)
-    smallest = np.array(keys, dtype=object)[first_idx][labels]
-    person = pa.table({"contact_key": keys, "person_key": ["N|" + k for k in smallest]})
+    n_groups, labels = connected_components(graph, directed=False)
+    person = pa.table({"contact_key": keys, "cpr_key": nodes.column("person_key"), "label": labels})
     con.register("link_nocpr_person", person)
     try:
-        con.execute(
-            "UPDATE link_contact AS c SET person_key = p.person_key "
-            "FROM link_nocpr_person p WHERE c.contact_key = p.contact_key"
-        )
+        con.execute(query("link_nocpr_assign"))
     finally:
         con.unregister("link_nocpr_person")
-    log.info("%d CPR-less contacts grouped into %d persons (%d same-person pairs)",
-             len(keys), n_persons, len(a))
+    log.info("%d CPR-less contacts grouped into %d components (%d same-person pairs)",
+             len(keys), n_groups, len(a))
 
 
 def build_police_persons(con: duckdb.DuckDBPyConnection) -> int:

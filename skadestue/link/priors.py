@@ -1,8 +1,10 @@
 """The linkage model as data: Fellegi-Sunter m and u probabilities set from domain knowledge.
 
 The model is NOT trained by EM at every run: a night's data is small and EM on it is
-unstable. The m probabilities (how often a field agrees in a TRUE police/ER pair) and the u
-probabilities (how often it agrees in a random, non-matching pair) are fixed priors:
+unstable. The m probabilities (how often a field agrees in a TRUE police/ER pair) are these
+priors unless a refitted model (model.py, MODEL_JSON) names a level; the u probabilities (how
+often it agrees in a random, non-matching pair) below are starting values that each run
+replaces by random sampling of its own data (splink_model.U_SAMPLE_PAIRS):
 
 - cpr_pseudonym: the police record the CPR for some injured persons; when both have it the
   same person agrees ~99% of the time (typos). Two different people share it essentially

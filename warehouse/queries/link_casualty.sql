@@ -1,5 +1,6 @@
 -- Linkage step 3: core.casualty, one row per ER injury event (source 'er', or 'both' when
 -- linked to an injured police person) and one per unlinked injured police person.
+-- geocode_uncertainty_m goes with the chosen place (NULL for the police's own X/Y).
 -- Rules when linked:
 --   casualty_id  the police person's ('P-<uheld_id>-<elementnr>-<personnr>')
 --   date, hour   the police's (the police record the accident time; the ward the arrival)
@@ -11,13 +12,16 @@
 --   age, sex     the hospital's (CPR-derived) when known, else the police's
 DELETE FROM core.casualty;
 
-INSERT INTO core.casualty
+INSERT INTO core.casualty (casualty_id, source, uheld_id, injury_date, injury_hour, kommunekode,
+    x, y, geocode_quality, road_user, counterpart, severity, age_band, sex, link_probability,
+    n_er_contacts, geocode_uncertainty_m)
 WITH linked AS (
     SELECT e.*,
         p.police_key, p.casualty_id AS p_casualty_id, p.uheld_id AS p_uheld_id,
         p.injury_date AS p_injury_date, p.injury_hour AS p_injury_hour,
         p.kommunekode AS p_kommunekode, p.x AS p_x, p.y AS p_y,
         p.geocode_quality AS p_geocode_quality, p.geocode_rank AS p_geocode_rank,
+        p.geocode_uncertainty_m AS p_geocode_uncertainty_m,
         p.road_user AS p_road_user, p.counterpart AS p_counterpart, p.severity AS p_severity,
         p.age AS p_age, p.sex AS p_sex,
         l.match_probability
@@ -48,14 +52,15 @@ SELECT
     __AGE_BAND_ER__                                                             AS age_band,
     coalesce(sex, p_sex)                                                        AS sex,
     match_probability                                                           AS link_probability,
-    n_er_contacts
+    n_er_contacts,
+    CASE WHEN use_police_place THEN p_geocode_uncertainty_m ELSE geocode_uncertainty_m END
 FROM er_rows
 UNION ALL
 SELECT
     p.casualty_id, 'police', p.uheld_id, p.injury_date, p.injury_hour, p.kommunekode,
     p.x, p.y, p.geocode_quality, p.road_user, p.counterpart,
     CASE WHEN p.severity IN ('killed', 'serious', 'slight') THEN p.severity ELSE 'unknown' END,
-    __AGE_BAND_POLICE__, p.sex, NULL, 0
+    __AGE_BAND_POLICE__, p.sex, NULL, 0, p.geocode_uncertainty_m
 FROM link_police_person p
 WHERE p.police_key NOT IN (SELECT police_key FROM link_pair)
 ORDER BY 1;

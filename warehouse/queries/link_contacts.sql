@@ -6,7 +6,8 @@ CREATE OR REPLACE TEMP TABLE link_contact AS
 WITH c AS (
     SELECT * REPLACE (
         CASE WHEN geocode_quality = 'police' THEN NULL ELSE x END AS x,
-        CASE WHEN geocode_quality = 'police' THEN NULL ELSE y END AS y)
+        CASE WHEN geocode_quality = 'police' THEN NULL ELSE y END AS y,
+        CASE WHEN geocode_quality = 'police' THEN NULL ELSE geocode_uncertainty_m END AS geocode_uncertainty_m)
     FROM core.er_contact
 )
 SELECT
@@ -24,9 +25,11 @@ SELECT
     counterpart,
     kommunekode,
     severity,
+    nullif(trim(diagnose), '')                        AS diagnose,
     x,
     y,
     CASE WHEN x IS NULL OR y IS NULL THEN 'none' ELSE geocode_quality END AS geocode_quality,
+    geocode_uncertainty_m,
     CASE WHEN x IS NULL OR y IS NULL THEN 0
          WHEN geocode_quality IN ('A', 'police') THEN 4
          WHEN geocode_quality = 'B' THEN 3

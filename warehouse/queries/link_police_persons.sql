@@ -22,7 +22,9 @@ SELECT
     CASE WHEN a.xy_flag IS NULL THEN a.y END                                 AS y,
     CASE WHEN a.xy_flag IS NOT NULL OR a.x IS NULL OR a.y IS NULL THEN 'none'
          WHEN a.geocode_quality IN ('A', 'B', 'C') THEN a.geocode_quality
-         ELSE 'police' END                                                   AS geocode_quality
+         ELSE 'police' END                                                   AS geocode_quality,
+    CASE WHEN a.xy_flag IS NULL AND a.geocode_quality IN ('A', 'B', 'C')
+         THEN a.geocode_uncertainty_m END                                    AS geocode_uncertainty_m
 FROM core.police_person p
 JOIN core.police_accident a USING (uheld_id)
 WHERE p.severity <> 'uninjured';

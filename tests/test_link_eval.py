@@ -1,0 +1,186 @@
+"""Linkage scored against the demo generator's truth (precision first), and the dark figure
+(Chapman capture-recapture) against populations whose true size is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geodata.importer import import_geodata
+from skadestue.config import load_settings
+from skadestue.db import connect
+from skadestue.demo import generate_demo
+from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
+from skadestue.ingest import build_core, ingest_inbox
+from skadestue.link import link_casualties
+from skadestue.link.darkfigure import build_dark_figure, chapman, stratified_total
+from skadestue.link.evaluate import Score, evaluate_linkage, read_er_truth
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, shared_data):
+    """A small demo region through ingest -> core -> geocode -> link (no Prefect)."""
+    out = tmp_path_factory.mktemp("link_demo")
+    paths = generate_demo(out, scale=0.3, years=(2022, 2024), seed=5,
+                          municipalities_geojson=shared_data / "boundaries" / "dagi_kommuner.geojson")
+    settings = load_settings(None, inbox=out / "inbox", warehouse=out / "wh.duckdb",
+                             publish_dir=out / "publish", quality_dir=out / "quality")
+    con = connect(":memory:")
+    import_geodata(con, addresses=paths.addresses_csv, roads=paths.roads_geojson,
+                   municipalities=paths.municipalities_geojson, postcodes=paths.postcodes_geojson)
+    ingest_inbox(con, settings, "test-run")
+    build_core(con, settings)
+    geocode_police_accidents(con, settings)
+    geocode_er_contacts(con, settings)
+    report = link_casualties(con, settings)
+    return {"con": con, "paths": paths, "report": report, "eval": evaluate_linkage(con, paths.truth_dir)}
+
+
+def test_links_with_cpr_on_both_sides_meet_the_floor(demo):
+    s = demo["eval"].links_cpr_both
+    assert s.tp > 500
+    assert s.precision >= 0.995, s
+    assert s.f1 >= 0.99, s
+
+
+def test_links_without_cpr_meet_the_floor(demo):
+    s = demo["eval"].links_no_cpr
+    assert s.tp > 80
+    assert s.precision >= 0.98, s  # over-linking hides casualties from the dark figure
+    assert s.f1 >= 0.90, s
+
+
+def test_return_visit_dedup_meets_the_floor(demo):
+    s = demo["eval"].dedup
+    assert s.tp > 100
+    assert s.precision >= 0.99, s
+    assert s.f1 >= 0.97, s
+
+
+def test_true_pairs_are_all_counted(demo):
+    """TP + FN = the truth's ER-event x injured-police-person pairs that reached core."""
+    ev = demo["eval"]
+    con = demo["con"]
+    truth = read_er_truth(demo["paths"].truth_dir).dropna(subset=["police_uheld_id"])
+    con.register("t", truth)
+    n_true = con.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT t.event_id FROM t JOIN core.er_contact USING (sygehus, kontakt_id) "
+        "JOIN core.police_person p ON p.uheld_id = t.police_uheld_id AND p.elementnr = t.police_elementnr "
+        "AND p.personnr = t.police_personnr WHERE p.severity <> 'uninjured')").fetchone()[0]
+    con.unregister("t")
+    assert ev.links_all.tp + ev.links_all.fn == n_true
+    assert ev.links_cpr_both.tp + ev.links_no_cpr.tp == ev.links_all.tp
+    # every link is one 'both' casualty, and no police person has two ER events
+    assert demo["report"].n_links == demo["report"].by_source["both"]
+    assert ev.links_all.tp + ev.links_all.fp == demo["report"].n_links
+
+
+def test_score_arithmetic():
+    s = Score(tp=90, fp=10, fn=30)
+    assert (s.precision, s.recall) == (0.9, 0.75)
+    assert s.f1 == pytest.approx(2 * 0.9 * 0.75 / 1.65)
+    assert Score(0, 0, 0).precision == 1.0 and Score(0, 0, 5).f1 == 0.0
+
+
+def test_chapman_known_values():
+    est, low, high = chapman(np.array([100, 10, 0]), np.array([50, 10, 5]), np.array([25, 10, 0]))
+    assert est[0] == pytest.approx(101 * 51 / 26 - 1)  # 197.115...
+    assert low[0] < est[0] < high[0] and low[0] >= 125  # never below the 125 observed
+    assert est[1] == pytest.approx(10) and low[1] == high[1] == 10  # all recaptured: nothing unseen
+    assert np.isnan(est[2])  # one source empty: nothing to recapture
+    with pytest.raises(ValueError):
+        chapman(np.array([3]), np.array([5]), np.array([4]))
+
+
+def _independent_population(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, int]:
+    """core.casualty rows of a population whose sources are independent WITHIN strata but
+    whose capture rates differ strongly between road users (cyclists rarely police-known)."""
+    strata = {"cyclist": (0.12, 0.75), "car": (0.55, 0.6), "pedestrian": (0.4, 0.8), "moped": (0.3, 0.7)}
+    ru = rng.choice(list(strata), size=n, p=[0.4, 0.3, 0.15, 0.15])
+    p_pol = np.array([strata[r][0] for r in ru])
+    p_er = np.array([strata[r][1] for r in ru])
+    pol, er = rng.random(n) < p_pol, rng.random(n) < p_er
+    seen = pol | er
+    src = np.where(pol & er, "both", np.where(er, "er", "police"))[seen]
+    k = int(seen.sum())
+    frame = pd.DataFrame({
+        "casualty_id": [f"C{i}" for i in range(k)], "source": src, "injury_date": pd.Timestamp("2024-05-01"),
+        "kommunekode": "0561", "geocode_quality": "A", "road_user": ru[seen], "counterpart": "car",
+        "severity": "slight", "age_band": "25-44", "n_er_contacts": (src != "police").astype(int),
+    })
+    return frame, n
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stratified_chapman_recovers_the_true_total(seed):
+    rng = np.random.default_rng(seed)
+    frame, n_true = _independent_population(rng, 12_000)
+    con = connect(":memory:")
+    con.register("pop", frame)
+    con.execute("INSERT INTO core.casualty BY NAME SELECT * FROM pop")
+    df = build_dark_figure(con)
+    assert len(frame) < n_true  # there IS a dark figure
+    est, low, high = stratified_total(df, "road_user")
+    assert low <= n_true <= high, (low, n_true, high)
+    assert abs(est - n_true) / n_true < 0.03
+    cyc = df[(df.stratum_level == "road_user") & (df.road_user == "cyclist")].iloc[0]
+    assert cyc.ci_low <= (frame.road_user == "cyclist").sum() / 0.78 * 1.5  # sane scale
+    assert cyc.police_known_share == pytest.approx(0.12, abs=0.03)
+    # the marts table holds the same rows
+    assert con.execute("SELECT count(*) FROM marts.dark_figure WHERE stratum_level = 'road_user'").fetchone()[0] == 4
+
+
+def test_dark_figure_on_the_demo(demo):
+    """The demo's ER sees every casualty the police do not (generator: in_er = not police or
+    90 %), so its true dark figure is zero and the sources are NEGATIVELY dependent: Chapman
+    (which assumes independence) overestimates here. What must hold: the observed total is the
+    true total (up to missed links), and the estimate is never below what was observed."""
+    con = demo["con"]
+    truth = pd.read_parquet(demo["paths"].truth_dir / "events.parquet")
+    total = con.execute("SELECT * FROM marts.dark_figure WHERE stratum_level = 'total'").df().iloc[0]
+    assert abs(total.n_observed - len(truth)) / len(truth) < 0.02
+    assert total.n_police == int(truth["police"].sum())
+    assert total.ci_low <= total.estimate <= total.ci_high
+    assert total.ci_low >= total.n_observed
+    assert demo["report"].dark_figure_estimate == pytest.approx(total.estimate, abs=0.1)
+    shares = demo["report"].police_known_share_by_road_user
+    assert shares["cyclist"] < shares["car"]  # the police know cyclists least (domain.md §4)
+
+
+def test_review_list_holds_pairs_near_the_threshold(demo):
+    con = demo["con"]
+    rows = con.execute("SELECT * FROM quality.link_review").df()
+    assert len(rows) == demo["report"].n_review_pairs > 0
+    assert set(rows["decision"]) <= {"linked", "below_threshold", "lost_to_better_pair"}
+    below = rows[rows.decision == "below_threshold"]
+    assert below.match_probability.between(0.5, 0.9, inclusive="left").all()
+    linked = rows[rows.decision == "linked"]
+    assert (linked.match_probability >= 0.9).all() and (linked.match_probability < 0.99).all()
+    # a 'linked' pair is a 'both' casualty under the police person's id; the others are not linked
+    both = {r[0] for r in con.execute("SELECT casualty_id FROM core.casualty WHERE source = 'both'").fetchall()}
+    assert set(linked.police_casualty_id) <= both
+    lost = rows[rows.decision == "lost_to_better_pair"]
+    assert (lost.match_probability >= 0.9).all()
+    assert "cpr_pseudonym" not in rows.columns  # keys and compared values only
+
+
+def test_refit_model_saves_json_and_keeps_the_guard(demo, tmp_path):
+    from skadestue.link.model import apply_trained_m, fit_model, trained_m
+    from skadestue.link.priors import splink_settings
+
+    con = demo["con"]
+    out = tmp_path / "model.json"
+    fit_model(con, load_settings(None), out, u_pairs=2e5)
+    m = trained_m(out)
+    assert ("cpr_pseudonym", "same CPR") in m and ("place", "< 100 m") in m
+    assert m[("injury_date", "more than 7 days")] == pytest.approx(1e-8)  # pinned, never learnt
+    assert m[("injury_date", "same day")] > 0.8  # true pairs are mostly dated the same day
+    applied = apply_trained_m(splink_settings(1000, 365), m)
+    levels = {(c["output_column_name"], lv["label_for_charts"]): lv for c in applied["comparisons"]
+              for lv in c["comparison_levels"]}
+    assert all(lv["m_probability"] >= 0.005 for k, lv in levels.items()
+               if not lv.get("is_null_level") and k != ("injury_date", "more than 7 days"))
+    assert trained_m(tmp_path / "missing.json") == {}  # no model: the priors are used
+    # the warehouse's casualties are untouched by a refit
+    assert con.execute("SELECT count(*) FROM core.casualty").fetchone()[0] == sum(demo["report"].by_source.values())
