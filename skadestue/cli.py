@@ -210,7 +210,7 @@ def print_summary(summary: dict, settings) -> None:
     console.print(hot)
     console.print(f"Warehouse:        {settings.warehouse}")
     console.print(f"Published layers: {settings.publish_dir}")
-    console.print(f"Quality report:   {settings.quality_dir}")
+    console.print(f"Quality report:   {settings.quality_dir / 'index.html'} (Great Expectations Data Docs)")
 
 
 if __name__ == "__main__":

@@ -142,17 +142,22 @@ def spec_count(stage: str) -> int:
 
 def test_suites_cover_every_stage_with_the_right_tables():
     specs = {s.name: s for s in all_suites()}
-    assert set(specs) == {"raw_er", "raw_police", "raw_police_person", "geocoded", "linked", "hotspots"}
+    assert set(specs) == {"raw_er", "raw_er_timing", "raw_police", "raw_police_person",
+                          "raw_police_counts", "geocoded", "linked", "linked_share", "hotspots"}
     assert {s.stage for s in specs.values()} == set(STAGES)
     assert {n: s.table for n, s in specs.items()} == {
         "raw_er": "staging.er_contact",
+        "raw_er_timing": "quality.er_contact_timing",
         "raw_police": "staging.police_accident",
+        "raw_police_counts": "quality.police_accident_person_counts",
+        "linked_share": "quality.casualty_link_share",
         "raw_police_person": "staging.police_person",
         "geocoded": "core.er_contact",
         "linked": "core.casualty",
         "hotspots": "marts.hotspot_grid",
     }
-    assert [s.name for s in suites_for_stage("raw_police")] == ["raw_police", "raw_police_person"]
+    assert [s.name for s in suites_for_stage("raw_police")] == [
+        "raw_police", "raw_police_counts", "raw_police_person"]
     for spec in specs.values():
         assert spec.expectations[0]["type"] == "expect_table_row_count_to_be_between"
         assert spec.expectations[0]["meta"]["critical"] is True
@@ -234,10 +239,12 @@ def test_good_er_table_passes_and_results_are_stored(con, settings, tmp_path):
     res = validate_stage(con, "raw_er", "run-good", settings, docs, today=TODAY)
 
     assert res.success and res.critical_failures == [] and res.warnings == []
-    assert (res.n_expectations, res.n_failed) == (17, 0)
-    assert res.suites == ["raw_er"]
+    assert (res.n_expectations, res.n_failed) == (19, 0)
+    assert res.suites == ["raw_er", "raw_er_timing"]
     df = stored(con, "run-good", "raw_er")
-    assert len(df) == 17 and df["success"].all() and (df["suite"] == "raw_er").all()
+    assert len(df) == 19 and df["success"].all()
+    assert df.groupby("suite").size().to_dict() == {"raw_er": 17, "raw_er_timing": 2}
+    df = df[df.suite == "raw_er"]
     row_count = df[df.expectation == "expect_table_row_count_to_be_between"].iloc[0]
     assert json.loads(row_count.details)["observed_value"] == 5
     nulls = df[(df.expectation == "expect_column_values_to_not_be_null") & (df.column_name == "kontakt_id")]
@@ -278,9 +285,11 @@ def test_bad_er_table_fails_the_right_expectations(con, settings, tmp_path, capl
         "raw_er.expect_column_values_to_be_between[age]",
         "raw_er.expect_column_values_to_be_between[injury_date]",
         "raw_er.expect_column_pair_values_a_to_be_greater_than_b[ankomst,ulykke_tid]",
+        "raw_er_timing.expect_column_values_to_be_between[hours_to_arrival]",  # 1 of 12 timed
     ])
-    assert res.n_failed == 8 and res.n_expectations == 17
-    counts = {k: (r["element_count"], r["unexpected_count"]) for k, r in failed(res).items()}
+    assert res.n_failed == 9 and res.n_expectations == 19
+    counts = {k: (r["element_count"], r["unexpected_count"]) for k, r in failed(res).items()
+              if r["suite"] == "raw_er"}
     n = len(rows)
     assert counts == {
         ("expect_column_values_to_not_be_null", "kontakt_id"): (n, 1),
@@ -299,7 +308,8 @@ def test_bad_er_table_fails_the_right_expectations(con, settings, tmp_path, capl
         f"Ribe {REDACTED}", f"cykelstien ud for Vestervej 40 {REDACTED}"]
 
     df = stored(con, "run-bad", "raw_er")
-    assert len(df) == 17
+    assert len(df) == 19
+    df = df[df.suite == "raw_er"]
     bad = df[~df.success]
     assert sorted(zip(bad.column_name, bad.critical, bad.unexpected_count)) == sorted([
         ("kontakt_id", True, 1), ("sygehus,kontakt_id,delivery_seq", True, 2),
@@ -329,13 +339,14 @@ def test_rerun_of_the_same_run_replaces_rows(con, settings):
     n = con.execute(
         "SELECT run_id, count(*) FROM quality.validation_result GROUP BY run_id ORDER BY run_id"
     ).fetchall()
-    assert n == [("run-again", 17), ("run-other", 17)]
+    assert n == [("run-again", 19), ("run-other", 19)]
 
 
 def test_empty_table_is_a_critical_failure(con, settings):
     res = validate_stage(con, "raw_er", "run-empty", settings, today=TODAY)
-    assert res.critical_failures == ["raw_er.expect_table_row_count_to_be_between"]
-    assert res.n_failed == 1
+    assert res.critical_failures == ["raw_er.expect_table_row_count_to_be_between",
+                                     "raw_er_timing.expect_table_row_count_to_be_between"]
+    assert res.n_failed == 2
 
 
 def test_raw_police_validates_accidents_and_persons(con, settings):
@@ -360,10 +371,10 @@ def test_raw_police_validates_accidents_and_persons(con, settings):
     ]
     insert(con, "staging.police_person", persons)
     res = validate_stage(con, "raw_police", "run-p", settings, today=TODAY)
-    assert res.success and res.suites == ["raw_police", "raw_police_person"]
-    assert res.n_expectations == spec_count("raw_police") == 25
+    assert res.success and res.suites == ["raw_police", "raw_police_counts", "raw_police_person"]
+    assert res.n_expectations == spec_count("raw_police") == 32
     assert stored(con, "run-p", "raw_police").groupby("suite").size().to_dict() == {
-        "raw_police": 14, "raw_police_person": 11}
+        "raw_police": 14, "raw_police_counts": 7, "raw_police_person": 11}
 
     insert(con, "staging.police_person", [
         {**per, "uheld_id": "U3", "elementnr": 1, "personnr": 1, "severity": "dead", "skadesgrad": "X",
@@ -375,7 +386,7 @@ def test_raw_police_validates_accidents_and_persons(con, settings):
         "raw_police_person.expect_column_values_to_not_match_regex[cpr_pseudonym]",
     ]
     assert res.warnings == ["raw_police_person.expect_column_values_to_be_in_set[skadesgrad]"]
-    assert len(stored(con, "run-p", "raw_police")) == 25
+    assert len(stored(con, "run-p", "raw_police")) == 32
     assert FAKE_CPR_DIGITS not in json.dumps(res.results)
 
 
@@ -428,7 +439,7 @@ def test_linked_casualties(con, settings):
                      age_band="75+", severity="killed", road_user="pedestrian", injury_hour=0),
     ])
     res = validate_stage(con, "linked", "run-l", settings, today=TODAY)
-    assert res.success and res.n_failed == 0 and res.n_expectations == 21
+    assert res.success and res.n_failed == 0 and res.n_expectations == 24
 
     insert(con, "core.casualty", [
         casualty_row(casualty_id="C4", link_probability=1.3),
@@ -509,7 +520,8 @@ def test_gate_over_several_stages(con, settings):
     assert stage_gate([ok, broken]) is False
     with pytest.raises(CriticalExpectationFailed) as e:
         raise_for_critical([ok, broken])
-    assert e.value.failures == ["linked.expect_table_row_count_to_be_between"]
+    assert e.value.failures == ["linked.expect_table_row_count_to_be_between",
+                                "linked_share.expect_column_values_to_be_between[n_er_casualties]"]
 
 
 def test_validation_never_touches_the_network(con, settings, monkeypatch, tmp_path):

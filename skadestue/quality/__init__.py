@@ -17,6 +17,9 @@ from skadestue.quality.gate import (
     raise_for_critical,
     stage_gate,
 )
+from skadestue.quality.gx_runtime import prewarm
+from skadestue.quality.quarantine import quarantine_failed_rows
+from skadestue.quality.report import publish_summary_artifact, quality_summary_markdown, record_run_ratios
 from skadestue.quality.suites import STAGES, SuiteError, SuiteSpec, all_suites, suites_for_stage
 from skadestue.quality.validate import (
     StageValidation,
@@ -34,6 +37,11 @@ __all__ = [
     "all_suites",
     "critical_failures",
     "default_docs_dir",
+    "prewarm",
+    "publish_summary_artifact",
+    "quality_summary_markdown",
+    "quarantine_failed_rows",
+    "record_run_ratios",
     "raise_for_critical",
     "stage_gate",
     "suite_parameters",

@@ -6,6 +6,12 @@ Every expectation carries ``meta.critical`` (a failure stops publication) and ``
 ``staging.police_accident`` and ``staging.police_person``); they are found by their ``stage``.
 Value sets that mirror ``skadestue.vocab`` name the tuple in ``meta.vocab`` so a test keeps
 them in sync.
+
+Row-level expectations (``meta.row_level: true``, never critical) send the rows that break them
+to ``quality.quarantine`` and out of the table later stages read. Their suite then names that
+table in ``"quarantine": {"source", "table", "key": [...], "version": "delivery_id",
+"cascade": [tables sharing the key]}``; ``version`` (optional) matches the validated row to
+the version the target table kept (staging holds every delivery's version, core the newest).
 """
 
 from __future__ import annotations
@@ -35,6 +41,29 @@ class SuiteError(ValueError):
 
 
 @dataclass(frozen=True)
+class QuarantineTarget:
+    """Where a suite's row-level failures are removed from, and how rows are identified."""
+
+    source: str  # er_contact | police_accident | police_person (quality.quarantine.source)
+    table: str  # the table later stages read, e.g. core.er_contact
+    key: tuple[str, ...]  # record key columns, present in the validated table and the target
+    version: str | None = None  # column matching the validated version to the kept one
+    cascade: tuple[str, ...] = ()  # tables whose rows with the same key go too
+
+
+#: Expectation types whose failing rows can be selected in SQL (see quality.quarantine).
+ROW_LEVEL_TYPES = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_pair_values_a_to_be_greater_than_b",
+    "expect_column_pair_values_to_be_equal",
+)
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     """One suite as read from its JSON file."""
 
@@ -43,6 +72,12 @@ class SuiteSpec:
     table: str
     expectations: tuple[dict[str, Any], ...]
     path: Path
+    quarantine: QuarantineTarget | None = None
+
+    @property
+    def row_level(self) -> list[dict[str, Any]]:
+        """The expectations whose failing rows are quarantined instead of stopping the run."""
+        return [e for e in self.expectations if e["meta"].get("row_level")]
 
     @property
     def columns(self) -> list[str]:
@@ -106,6 +141,34 @@ def _check_spec(data: dict[str, Any], path: Path) -> None:
             raise SuiteError(f"{path.name}: expectation #{i} needs 'type' (expect_...) and 'kwargs'")
         if not isinstance(meta.get("critical"), bool):
             raise SuiteError(f"{path.name}: expectation #{i} ({exp['type']}) needs meta.critical true|false")
+        if meta.get("row_level"):
+            _check_row_level(exp, i, data, path)
+    _check_quarantine(data, path)
+
+
+def _check_row_level(exp: dict[str, Any], i: int, data: dict[str, Any], path: Path) -> None:
+    """A row-level expectation is not critical, has a SQL form and a quarantine target."""
+    where = f"{path.name}: expectation #{i} ({exp['type']})"
+    if exp["meta"]["critical"]:
+        raise SuiteError(f"{where} cannot be both critical and row_level")
+    if exp["type"] not in ROW_LEVEL_TYPES:
+        raise SuiteError(f"{where}: row_level works only for {', '.join(ROW_LEVEL_TYPES)}")
+    if "quarantine" not in data:
+        raise SuiteError(f"{where} is row_level but the suite has no 'quarantine' target")
+    if "mostly" in exp["kwargs"] or "row_condition" in exp["kwargs"]:
+        raise SuiteError(f"{where}: row_level expectations take no 'mostly'/'row_condition' (every bad row goes)")
+
+
+def _check_quarantine(data: dict[str, Any], path: Path) -> None:
+    """The optional ``quarantine`` block names a source, a schema.table and key columns."""
+    q = data.get("quarantine")
+    if q is None:
+        return
+    if not isinstance(q, dict) or not q.get("source") or not q.get("key") or not _TABLE_RE.match(str(q.get("table", ""))):
+        raise SuiteError(f"{path.name}: 'quarantine' needs source, table ('schema.table') and key [columns]")
+    for t in q.get("cascade", []):
+        if not _TABLE_RE.match(t):
+            raise SuiteError(f"{path.name}: quarantine cascade table must be 'schema.table', got {t!r}")
 
 
 def read_suite(path: Path) -> SuiteSpec:
@@ -121,6 +184,16 @@ def read_suite(path: Path) -> SuiteSpec:
         table=data["table"],
         expectations=tuple(data["expectations"]),
         path=path,
+        quarantine=_quarantine_target(data.get("quarantine")),
+    )
+
+
+def _quarantine_target(q: dict[str, Any] | None) -> QuarantineTarget | None:
+    if q is None:
+        return None
+    return QuarantineTarget(
+        source=q["source"], table=q["table"], key=tuple(q["key"]),
+        version=q.get("version"), cascade=tuple(q.get("cascade", ())),
     )
 
 

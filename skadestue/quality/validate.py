@@ -21,7 +21,7 @@ import pandas as pd
 
 from skadestue.config import Settings
 from skadestue.quality.redact import redact
-from skadestue.quality.suites import EXPECTATIONS_DIR, SuiteSpec, suites_for_stage
+from skadestue.quality.suites import EXPECTATIONS_DIR, STAGES, SuiteSpec, suites_for_stage
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,12 @@ class StageValidation:
     results: list[dict[str, Any]] = field(default_factory=list)  # quality.validation_result rows
     suites: list[str] = field(default_factory=list)
     docs_index: Path | None = None
+    #: rows sent to quality.quarantine per row-level expectation ("suite.expectation[column]")
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_quarantined(self) -> int:
+        return sum(self.quarantined.values())
 
     @property
     def warnings(self) -> list[str]:
@@ -75,14 +81,23 @@ def validate_stage(
     *,
     expectations_dir: Path = EXPECTATIONS_DIR,
     today: dt.date | None = None,
+    quarantine: bool = True,
 ) -> StageValidation:
     """Run the stage's suites, store one result row per expectation, optionally build Data Docs.
 
-    ``docs_dir=None`` skips Data Docs (the flow passes :func:`default_docs_dir`); ``today``
+    ``docs_dir=None`` skips Data Docs (the flow passes :func:`default_docs_dir`); the index page
+    is rebuilt by the last gate, by a gate with a critical failure, or when it is missing (each
+    gate writes its own result pages); ``today``
     bounds dates (default: the real today). A missing table is not an exception: it is recorded as a failed critical
     ``expect_table_to_exist`` so the gate stops publication and the reason is stored.
+    With ``quarantine`` (default) the rows that break a row-level expectation go to
+    ``quality.quarantine`` and out of the table later stages read. After ``linked`` and
+    ``hotspots`` the night's key ratios are stored (``quality.nightly_trend``); after
+    ``hotspots`` (the last gate) the run's summary becomes a Prefect artifact when run in a flow.
     """
     from skadestue.quality.gx_runtime import build_data_docs
+    from skadestue.quality.quarantine import quarantine_failed_rows
+    from skadestue.quality.report import publish_summary_artifact, record_run_ratios
 
     specs = suites_for_stage(stage, expectations_dir)
     params = suite_parameters(settings, today)
@@ -94,9 +109,16 @@ def validate_stage(
         keys.extend([key] if key is not None else [])
     write_results(con, run_id, stage, rows)
     outcome = _summarise(stage, [s.name for s in specs], rows)
+    if quarantine:
+        outcome.quarantined = quarantine_failed_rows(con, specs, run_id, rows, params)
     if docs_dir is not None:
-        outcome.docs_index = build_data_docs(docs_dir, keys)
+        index = not (Path(docs_dir) / "index.html").exists() or stage == STAGES[-1] or not outcome.success
+        outcome.docs_index = build_data_docs(docs_dir, keys, build_index=index)
+    if stage in ("linked", "hotspots"):
+        record_run_ratios(con, run_id)
     _log_outcome(outcome)
+    if stage == STAGES[-1]:
+        publish_summary_artifact(con, run_id, outcome.docs_index)
     return outcome
 
 
