@@ -63,14 +63,14 @@ def validate(paths: dict, run_id: str, stage: str) -> dict:
 
 
 @task(name="geocode", cache_policy=NO_CACHE)
-def geocode(paths: dict) -> dict:
+def geocode(paths: dict, run_id: str) -> dict:
     from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
 
     settings = _settings(paths)
     with db.warehouse(settings) as con:
         return {
             "police": geocode_police_accidents(con, settings),
-            "er": geocode_er_contacts(con, settings),
+            "er": geocode_er_contacts(con, settings, run_id=run_id),
         }
 
 
@@ -135,7 +135,7 @@ def nightly(
     try:
         stages["ingest"] = ingest(paths, run_id)
         gates = [validate(paths, run_id, "raw_er"), validate(paths, run_id, "raw_police")]
-        stages["geocode"] = geocode(paths)
+        stages["geocode"] = geocode(paths, run_id)
         gates.append(validate(paths, run_id, "geocoded"))
         stages["link"] = link(paths)
         gates.append(validate(paths, run_id, "linked"))

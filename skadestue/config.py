@@ -73,7 +73,7 @@ class IngestSettings(BaseModel):
 
 
 class GeocodeSettings(BaseModel):
-    #: rapidfuzz WRatio score (0-100) a street name must reach to count as a fuzzy match.
+    #: rapidfuzz ratio (0-100) a street name must reach to count as a fuzzy match.
     fuzzy_min_score: float = 88.0
     #: A fuzzy match only counts when it beats the runner-up by at least this margin.
     fuzzy_margin: float = 4.0
@@ -85,6 +85,18 @@ class GeocodeSettings(BaseModel):
     junction_max_gap_m: float = 30.0
     #: Police X/Y this close to the stated kommune's polygon count as inside (coarse DAGI).
     police_border_tolerance_m: float = 250.0
+    #: A person's fixes of unplaced texts (CSV: location_text, kommunekode_hint, x, y or
+    #: address, quality, note; see skadestue.geocode.review), re-applied on every run.
+    #: A missing file means no corrections.
+    corrections_file: Path | None = Path("data/geocode_corrections.csv")
+    #: Uncertainty (m) of a manual x/y correction when the file gives none.
+    manual_uncertainty_m: float = 10.0
+    #: Batches of at least parallel_min_texts distinct texts are split over this many forked
+    #: processes (a first load / back-fill; a normal night geocodes far fewer new texts).
+    #: 1 by default: forking a process that holds DuckDB and Prefect threads can deadlock a
+    #: child on a lock held at fork time; a big first import can set 2 in skadestue.toml.
+    workers: int = 1
+    parallel_min_texts: int = 20_000
 
 
 class LinkSettings(BaseModel):

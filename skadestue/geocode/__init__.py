@@ -8,12 +8,17 @@ Public functions:
   copies the answers onto ``core.er_contact``;
 * :func:`geocode_police_accidents` - checks police X/Y against the stated kommune (swapped
   axes, outside the kommune/Denmark) and geocodes road names where X/Y is missing or unusable.
+
+Unplaced texts are listed in ``quality.geocode_review`` with their best candidates; a person's
+fixes in ``GeocodeSettings.corrections_file`` are re-applied every run (see
+:mod:`skadestue.geocode.review`). :mod:`skadestue.geocode.testset` builds the accuracy test set.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -24,7 +29,8 @@ from skadestue.geocode.match import (
     RESULT_COLUMNS, Gazetteer, MatchResult, geocode_frame, match_parsed, normalise_hint,
 )
 from skadestue.geocode.normalise import normalise
-from skadestue.geocode.parse import ParsedLocation, parse_location
+from skadestue.geocode.parse import DEFAULT_TOWNS, ParsedLocation, parse_location
+from skadestue.geocode.review import candidates_json, corrections_frame
 from skadestue.vocab import GEOCODE_QUALITIES
 
 __all__ = [
@@ -67,26 +73,73 @@ def _quality_counts(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int
     return counts
 
 
-def geocode_er_contacts(con: duckdb.DuckDBPyConnection, settings: Settings | None = None) -> dict:
+def _with_candidates(gaz: Gazetteer, result: pd.DataFrame, settings: Settings) -> pd.Series:
+    """Best candidates (JSON) for the unplaced rows of a geocode result, None elsewhere."""
+    out = pd.Series([None] * len(result), index=result.index, dtype=object)
+    towns = gaz.towns | DEFAULT_TOWNS
+    for i in result.index[result["quality"] == "none"]:
+        parsed = parse_location(result.at[i, "location_text"], towns)
+        out[i] = candidates_json(gaz, parsed, result.at[i, "kommunekode_hint"], settings.geocode)
+    return out
+
+
+def _apply_corrections(con: duckdb.DuckDBPyConnection, s: Settings, run_id: str,
+                       gaz: Gazetteer | None) -> int:
+    """Re-apply the corrections file to the cache; returns the corrections read."""
+    path = s.geocode.corrections_file
+    if path is None or not Path(path).exists():
+        return 0
+    state = {"gaz": gaz}
+
+    def geocode(frame: pd.DataFrame) -> pd.DataFrame:
+        state["gaz"] = state["gaz"] or Gazetteer.load(con)
+        return geocode_texts(con, frame, s, gazetteer=state["gaz"])
+
+    corr = corrections_frame(con, Path(path), s.geocode, run_id, geocode)
+    if corr.empty:
+        return 0
+    con.register("_geocode_corrections", corr)
+    con.execute(query("geocode_apply_corrections"))
+    con.unregister("_geocode_corrections")
+    return len(corr)
+
+
+def geocode_er_contacts(con: duckdb.DuckDBPyConnection, settings: Settings | None = None, *,
+                        run_id: str = "geocode") -> dict:
     """Geocode ``core.er_contact`` through the cache ``core.geocode_result``.
 
-    Only (text, hint) pairs not yet cached are geocoded. Returns the contacts per quality
-    (A/B/C/police/none) plus ``texts_geocoded`` (new) and ``texts_cached`` (reused).
+    Only (text, hint) pairs not yet cached are geocoded; unplaced ones get their best
+    candidates for ``quality.geocode_review``. Manual corrections (``corrections_file``) are
+    re-applied every run: last run's manual rows are forgotten first, so a removed line is
+    undone. Returns the contacts per quality (A/B/C/police/none) plus ``texts_geocoded``
+    (new), ``texts_cached`` (reused), ``corrections`` (usable lines), ``texts_corrected``
+    and ``review`` (distinct texts awaiting a person).
     """
+    s = _settings(settings)
+    con.execute("DELETE FROM core.geocode_result WHERE method IN ('manual', 'manual_address')")
     new = con.execute(query("geocode_er_new_texts")).df()
     cached = con.execute("SELECT count(*) FROM core.geocode_result").fetchone()[0]
+    gaz = None
     if len(new):
-        result = geocode_texts(con, new, settings)
+        gaz = Gazetteer.load(con)
+        result = geocode_texts(con, new, s, gazetteer=gaz)
         result["location_text"] = new["location_text"].values      # the cache keys as stored
         result["kommunekode_hint"] = new["kommunekode_hint"].values
-        con.register("_geocode_new", result[RESULT_COLUMNS])
-        con.execute(f"INSERT INTO core.geocode_result ({', '.join(RESULT_COLUMNS)}) "
-                    f"SELECT {', '.join(RESULT_COLUMNS)} FROM _geocode_new")
+        result["candidates"] = _with_candidates(gaz, result, s)
+        cols = [*RESULT_COLUMNS, "candidates"]
+        con.register("_geocode_new", result[cols])
+        con.execute(f"INSERT INTO core.geocode_result ({', '.join(cols)}) "
+                    f"SELECT {', '.join(cols)} FROM _geocode_new")
         con.unregister("_geocode_new")
+    n_corrections = _apply_corrections(con, s, run_id, gaz)
     con.execute(query("geocode_er_update"))
     counts: dict = _quality_counts(con, "core.er_contact")
     counts["texts_geocoded"] = len(new)
     counts["texts_cached"] = cached
+    counts["corrections"] = n_corrections
+    counts["texts_corrected"] = con.execute(
+        "SELECT count(*) FROM core.geocode_result WHERE method LIKE 'manual%'").fetchone()[0]
+    counts["review"] = con.execute("SELECT count(*) FROM quality.geocode_review").fetchone()[0]
     log.info("ER contacts geocoded: %s", counts)
     return counts
 

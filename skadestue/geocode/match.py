@@ -14,21 +14,28 @@ Quality follows the address-washing scale (domain.md §6, outputs.md §1):
 The stated area narrows the search: postcode in the text, then the town in the text, then the
 kommune hint; a name found only outside it (a neighbour) is capped at C. A ward's hint never
 overrides the text: it only narrows and orders the search.
+
+Speed (bench/bench_geocode.py): exact and folded names are dict look-ups; house numbers are
+slices of one sorted numpy array per column (strings as category codes); the fuzzy fallback
+runs rapidfuzz ``ratio`` only over the scope's names whose length can reach the cut-off, and
+is cached per (name, scope); big batches are split over forked workers.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import duckdb
 import numpy as np
 import pandas as pd
 import shapely
 from rapidfuzz import fuzz, process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA, Levenshtein
 
 from skadestue.config import GeocodeSettings
 from skadestue.geocode.normalise import compact, normalise, simplify, strip_stray_words
@@ -80,26 +87,84 @@ class NameMatch:
     note: str = ""
 
 
-@dataclass(frozen=True)
 class AddressArrays:
-    """The addresses of one street as numpy arrays (fast nearest-number look-ups)."""
+    """The addresses of one street: numeric arrays, strings decoded only when needed."""
 
-    tal: np.ndarray         # numeric house number, -1 when none
-    bogstav: np.ndarray     # letter, '' when none
-    husnr: np.ndarray
-    postnr: np.ndarray
-    postnrnavn: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
+    def __init__(self, index: "AddressIndex", sl: slice) -> None:
+        self._index, self._sl = index, sl
+        self.tal = index.tal[sl]            # numeric house number, -1 when none
+        self.x = index.x[sl]
+        self.y = index.y[sl]
 
-    @classmethod
-    def of(cls, g: pd.DataFrame) -> "AddressArrays":
-        return cls(g["husnr_tal"].fillna(-1).to_numpy(dtype=np.int64),
-                   g["husnr_bogstav"].fillna("").to_numpy(dtype=object),
-                   g["husnr"].fillna("").to_numpy(dtype=object),
-                   g["postnr"].fillna("").to_numpy(dtype=object),
-                   g["postnrnavn"].fillna("").to_numpy(dtype=object),
-                   g["x"].to_numpy(dtype=float), g["y"].to_numpy(dtype=float))
+    @cached_property
+    def bogstav(self) -> np.ndarray:
+        """Letters ('' when none)."""
+        return self._index._strings("husnr_bogstav", self._sl)
+
+    @cached_property
+    def postnr(self) -> np.ndarray:
+        return self._index._strings("postnr", self._sl)
+
+    @cached_property
+    def postnrnavn(self) -> np.ndarray:
+        return self._index._strings("postnrnavn", self._sl)
+
+    def find(self, tal: int, letter: str) -> int | None:
+        """Row of the exact house number (letters decoded only for rows with that number)."""
+        codes, cats = self._index._cats["husnr_bogstav"]
+        start = self._sl.start
+        for k in np.flatnonzero(self.tal == tal).tolist():
+            if cats[codes[start + k]] == letter:
+                return k
+        return None
+
+    def husnr(self, k: int) -> str:
+        """House number ``k`` as written ('12B'), built only when a label needs it."""
+        return f"{self.tal[k]}{self.bogstav[k]}" if self.tal[k] >= 0 else str(self.bogstav[k])
+
+
+class AddressIndex:
+    """All access addresses sorted by street position; one street's rows are a slice.
+
+    Strings (letter, postcode, town) are stored once as categories with integer codes, so
+    2.5 million addresses take tens of MB, not a Python object per value."""
+
+    def __init__(self, df: pd.DataFrame, n_streets: int) -> None:
+        pos = df["pos"].to_numpy(dtype=np.int64)
+        self.start = np.searchsorted(pos, np.arange(n_streets + 1), side="left")
+        self.tal = df["husnr_tal"].fillna(-1).to_numpy(dtype=np.int64)
+        self.x = df["x"].to_numpy(dtype=float)
+        self.y = df["y"].to_numpy(dtype=float)
+        self._cats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[int, AddressArrays] = {}
+        for c in ("husnr_bogstav", "postnr", "postnrnavn"):
+            cat = pd.Categorical(df[c].fillna("").astype(str))
+            self._cats[c] = (np.asarray(cat.codes), np.asarray(cat.categories, dtype=object))
+
+    def _strings(self, col: str, sl: slice) -> np.ndarray:
+        codes, cats = self._cats[col]
+        return cats[codes[sl]]
+
+    def get(self, i: int) -> AddressArrays | None:
+        """The addresses of street position ``i`` (None when it has none)."""
+        if i < 0 or i + 1 >= len(self.start) or self.start[i] == self.start[i + 1]:
+            return None
+        hit = self._cache.get(i)
+        if hit is None:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            sl = slice(int(self.start[i]), int(self.start[i + 1]))
+            hit = self._cache[i] = AddressArrays(self, sl)
+        return hit
+
+    def __getitem__(self, i: int) -> AddressArrays:
+        a = self.get(i)
+        if a is None:
+            raise KeyError(i)
+        return a
+
+    def __len__(self) -> int:
+        return int(len(self.tal))
 
 
 @dataclass
@@ -107,7 +172,7 @@ class Gazetteer:
     """The gazetteer tables as dicts and arrays, loaded once per geocoding run."""
 
     streets: pd.DataFrame
-    addresses: dict[int, "AddressArrays"]
+    addresses: AddressIndex
     junctions: pd.DataFrame
     places: pd.DataFrame
     kommune_names: dict[str, str]
@@ -117,8 +182,14 @@ class Gazetteer:
     by_kommune: dict[str, set[int]] = field(default_factory=dict)
     by_town: dict[str, set[int]] = field(default_factory=dict)
     junctions_by_road: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    col: dict[str, list] = field(default_factory=dict)
+    jcol: dict[str, list] = field(default_factory=dict)
     _fuzzy_cache: dict = field(default_factory=dict)
     _choices_cache: dict = field(default_factory=dict)
+    _choice_keys: dict = field(default_factory=dict)
+    _town_prefix: dict = field(default_factory=dict)
+    _keys_by_len: dict = field(default_factory=dict)
+    _keys_window: dict = field(default_factory=dict)
 
     @property
     def towns(self) -> set[str]:
@@ -132,12 +203,14 @@ class Gazetteer:
                    length_m, ST_AsWKB(geom) AS wkb
             FROM gazetteer.street ORDER BY kommunekode, vejkode""").df()
         streets["geom"] = shapely.from_wkb(
-            [bytes(w) if w is not None else None for w in streets.pop("wkb")])
+            [bytes(w) if isinstance(w, (bytes, bytearray, memoryview)) else None
+             for w in streets.pop("wkb")])
         addr = con.execute("""
-            SELECT s.pos, a.husnr, a.husnr_tal, a.husnr_bogstav, a.postnr, a.postnrnavn, a.x, a.y
+            SELECT s.pos, a.husnr_tal, a.husnr_bogstav, a.postnr, a.postnrnavn, a.x, a.y
             FROM gazetteer.address a
             JOIN (SELECT kommunekode, vejkode, row_number() OVER (ORDER BY kommunekode, vejkode) - 1 AS pos
-                  FROM gazetteer.street) s USING (kommunekode, vejkode)""").df()
+                  FROM gazetteer.street) s USING (kommunekode, vejkode)
+            ORDER BY s.pos, a.husnr_tal, a.husnr_bogstav""").df()
         towns = con.execute("""
             SELECT DISTINCT s.pos, t.navn FROM (
                 SELECT kommunekode, vejkode, postnrnavn AS navn FROM gazetteer.address
@@ -154,8 +227,7 @@ class Gazetteer:
         places = con.execute("SELECT navn, navn_norm, kommunekode, x, y FROM gazetteer.place").df()
         kommune_names = dict(con.execute(
             "SELECT kommunekode, navn FROM gazetteer.municipality").fetchall())
-        gaz = cls(streets=streets, addresses={int(k): AddressArrays.of(g)
-                                              for k, g in addr.groupby("pos")},
+        gaz = cls(streets=streets, addresses=AddressIndex(addr, len(streets)),
                   junctions=junctions, places=places, kommune_names=kommune_names)
         gaz._index(towns)
         log.info("gazetteer loaded: %d streets, %d addresses, %d junctions",
@@ -166,6 +238,8 @@ class Gazetteer:
         """Build the lookup dicts (one pass over distinct names)."""
         names = self.streets["vejnavn"].tolist()
         self.streets["key_b"] = [compact(n) for n in names]
+        self.col = {c: self.streets[c].tolist() for c in self.streets.columns}
+        self.jcol = {c: self.junctions[c].tolist() for c in ("x", "y", "kommunekode")}
         for i, (name, kb) in enumerate(zip(names, self.streets["key_b"])):
             self.by_a.setdefault(_a_key(name), []).append(i)
             self.by_b.setdefault(kb, []).append(i)
@@ -185,11 +259,13 @@ class Gazetteer:
         t = normalise(town)
         if t in self.by_town:
             return self.by_town[t]
-        out: set[int] = set()
-        for name, idx in self.by_town.items():
-            if name.startswith(t + " "):
-                out |= idx
-        return out
+        if t not in self._town_prefix:
+            out: set[int] = set()
+            for name, idx in self.by_town.items():
+                if name.startswith(t + " "):
+                    out |= idx
+            self._town_prefix[t] = out
+        return self._town_prefix[t]
 
     def scopes(self, parsed: ParsedLocation, hint: str) -> list[tuple[str, set[int] | None, bool]]:
         """Search areas in order: (label, street positions or None = everywhere, capped at C)."""
@@ -215,8 +291,9 @@ class Gazetteer:
         if scope_label not in self._choices_cache:
             keys: dict[str, list[int]] = defaultdict(list)
             for i in (range(len(self.streets)) if scope is None else sorted(scope)):
-                keys[self.streets.at[i, "key_b"]].append(i)
+                keys[self.col["key_b"][i]].append(i)
             self._choices_cache[scope_label] = dict(keys)
+            self._choice_keys[scope_label] = list(keys)
         return self._choices_cache[scope_label]
 
     def resolve_name(self, name: str, scope_label: str, scope: set[int] | None,
@@ -238,24 +315,54 @@ class Gazetteer:
             self._fuzzy_cache[key] = self._fuzzy(kb, scope_label, scope, settings)
         return self._fuzzy_cache[key]
 
+    def _keys_near_length(self, scope_label: str, n: int, min_ratio: float) -> list[str]:
+        """The scope's keys whose length allows a ratio >= min_ratio with an n-letter key
+        (ratio = 2 * matches / total length), so rapidfuzz scans a fraction of them."""
+        by_len = self._keys_by_len.get(scope_label)
+        if by_len is None:
+            by_len = defaultdict(list)
+            for k in self._choice_keys[scope_label]:
+                by_len[len(k)].append(k)
+            self._keys_by_len[scope_label] = by_len
+        lo, hi = int(n * min_ratio / (2 - min_ratio)), int(n * (2 - min_ratio) / min_ratio) + 1
+        lo, hi = min(lo, n - 1), max(hi, n + 1)        # one slip always stays in reach
+        key = (scope_label, lo, hi)
+        if key not in self._keys_window:
+            self._keys_window[key] = [k for m in range(lo, hi + 1) for k in by_len.get(m, ())]
+        return self._keys_window[key]
+
     def _fuzzy(self, kb: str, scope_label: str, scope: set[int] | None,
                settings: GeocodeSettings) -> NameMatch | str | None:
         choices = self._choices(scope_label, scope)
         if not choices:
             return None
-        hits = process.extract(kb, list(choices), scorer=fuzz.WRatio, limit=3,
-                               score_cutoff=settings.fuzzy_min_score - settings.fuzzy_margin)
+        cutoff = settings.fuzzy_min_score - settings.fuzzy_margin
+        keys = self._keys_near_length(scope_label, len(kb), cutoff / 100)
+        hits = process.extract(kb, keys, scorer=fuzz.ratio, limit=3, score_cutoff=cutoff)
         hits = [h for h in hits if Levenshtein.distance(kb, h[0]) <= max(3, len(kb) // 3)]
         if not hits or hits[0][1] < settings.fuzzy_min_score:
-            return None
+            return self._transposition(kb, choices, keys)
         best, score, _ = hits[0]
         if len(hits) > 1 and score - hits[1][1] < settings.fuzzy_margin:
-            a = self.streets.at[choices[best][0], "vejnavn"]
-            b = self.streets.at[choices[hits[1][0]][0], "vejnavn"]
+            a = self.col["vejnavn"][choices[best][0]]
+            b = self.col["vejnavn"][choices[hits[1][0]][0]]
             return f"ambiguous street name: '{a}' or '{b}'"
         dist = Levenshtein.distance(kb, best)
         level = "B" if dist <= 3 else "C"
+        if any(c.isdigit() for c in kb) and not any(c.isdigit() for c in best):
+            level = "C"     # leftover numbers (floor, door) in the text: not a safe match
         return NameMatch(choices[best], level, f"typo (edit distance {dist})")
+
+    @staticmethod
+    def _transposition(kb: str, choices: dict[str, list[int]], keys: list[str]) -> NameMatch | None:
+        """One slip (swapped, dropped or doubled letter) in a name of 6+ letters that the ratio
+        scores low (short names): B when exactly one street in scope is that close."""
+        if len(kb) < 6:
+            return None
+        hits = process.extract(kb, keys, scorer=OSA.distance, limit=2, score_cutoff=1)
+        if len(hits) != 1:
+            return None
+        return NameMatch(choices[hits[0][0]], "B", "typo (one swapped/missing letter)")
 
     def find_street(self, name: str, parsed: ParsedLocation, hint: str,
                     settings: GeocodeSettings) -> tuple[NameMatch | None, str, str | None]:
@@ -281,7 +388,7 @@ class Gazetteer:
 
     # -- geometry helpers -----------------------------------------------------------------------
     def street_label(self, i: int) -> str:
-        return f"{self.streets.at[i, 'vejnavn']} ({self.streets.at[i, 'kommunekode']})"
+        return f"{self.col['vejnavn'][i]} ({self.col['kommunekode'][i]})"
 
     def spread(self, points: list[tuple[float, float]]) -> float:
         """Largest distance between any two points."""
@@ -300,7 +407,7 @@ def _ambiguity(gaz: Gazetteer, idx: list[int], points: list[tuple[float, float]]
     if len(idx) <= 1:
         return "A", 0.0, None
     spread = gaz.spread(points)
-    koms = sorted({gaz.streets.at[i, "kommunekode"] for i in idx})
+    koms = sorted({gaz.col["kommunekode"][i] for i in idx})
     if spread > settings.ambiguous_max_spread_m:
         return "none", 0.0, (f"ambiguous: the name is found {len(idx)} places "
                              f"(kommuner {', '.join(koms)}) up to {spread:.0f} m apart")
@@ -313,26 +420,24 @@ def _match_address(gaz: Gazetteer, p: ParsedLocation, hint: str, s: GeocodeSetti
     if nm is None:
         return _none(reason or "unknown street")
     best: list[tuple[int, int, str, float]] = []   # street, address row, quality, uncertainty
-    for i in nm.idx:
-        a = gaz.addresses.get(i)
-        if a is None or not len(a.tal):
-            continue
-        exact = np.flatnonzero((a.tal == p.husnr) & (a.bogstav == p.letter))
-        if len(exact):
-            best.append((i, int(exact[0]), "A", UNCERTAINTY_M["address_A"]))
-            continue
-        diff = np.abs(a.tal - p.husnr).astype(float)
-        diff[a.tal < 0] = 1e9
-        parity = (a.tal % 2) != (p.husnr % 2)
-        k = int(np.argmin(diff + parity * 1000))
-        d = float(diff[k])
-        q = "B" if d <= 4 and not parity[k] else "C"
-        unc = 15.0 + 10.0 * d if q == "B" else min(25.0 + 10.0 * d, s.street_uncertainty_cap_m)
-        best.append((i, k, q, unc))
+    streets = [(i, a) for i in nm.idx if (a := gaz.addresses.get(i)) is not None and len(a.tal)]
+    found = [(i, a.find(p.husnr, p.letter)) for i, a in streets]
+    exact_hits = [(i, k, "A", UNCERTAINTY_M["address_A"]) for i, k in found if k is not None]
+    if not exact_hits:
+        for i, a in streets:
+            diff = np.abs(a.tal - p.husnr).astype(float)
+            diff[a.tal < 0] = 1e9
+            parity = (a.tal % 2) != (p.husnr % 2)
+            k = int(np.argmin(diff + parity * 1000))
+            d = float(diff[k])
+            q = "B" if d <= 4 and not parity[k] else "C"
+            unc = 15.0 + 10.0 * d if q == "B" else min(25.0 + 10.0 * d, s.street_uncertainty_cap_m)
+            best.append((i, k, q, unc))
+    else:
+        best = exact_hits + [(i, -1, "C", 0.0) for i, k in found if k is None]
     if not best:
         return _match_street(gaz, p, hint, s, nm=nm, cap=cap,
                              why=f"no house numbers known on '{p.street}'")
-    exact_hits = [b for b in best if b[2] == "A"]
     pool = exact_hits or best
     cand_cap, extra, why = _ambiguity(gaz, [b[0] for b in pool],
                                       [(gaz.addresses[b[0]].x[b[1]], gaz.addresses[b[0]].y[b[1]])
@@ -350,9 +455,9 @@ def _match_address(gaz: Gazetteer, p: ParsedLocation, hint: str, s: GeocodeSetti
     if p.kind == "house_near":
         unc = max(unc, UNCERTAINTY_M["house_near"])
         method = "house_near" if method == "address" else method
-    vejnavn, kommunekode = gaz.streets.at[i, "vejnavn"], gaz.streets.at[i, "kommunekode"]
-    label = f"{vejnavn} {a.husnr[k]}, {a.postnr[k]} {a.postnrnavn[k]}".strip(" ,")
-    notes = [n for n in (nm.note, f"nearest number {a.husnr[k]} for {p.husnr}{p.letter}"
+    vejnavn, kommunekode = gaz.col["vejnavn"][i], gaz.col["kommunekode"][i]
+    label = f"{vejnavn} {a.husnr(k)}, {a.postnr[k]} {a.postnrnavn[k]}".strip(" ,")
+    notes = [n for n in (nm.note, f"nearest number {a.husnr(k)} for {p.husnr}{p.letter}"
                          if method == "nearest_number" else "",
                          f"{len(pool)} candidates" if len(pool) > 1 else "") if n]
     return MatchResult(q, float(a.x[k]), float(a.y[k]), kommunekode,
@@ -370,39 +475,39 @@ def _match_street(gaz: Gazetteer, p: ParsedLocation, hint: str, s: GeocodeSettin
             if normalise(name) in gaz.towns or normalise(name) in DEFAULT_TOWNS:
                 return _none("town only: a town is too coarse to place an accident")
             return _none(reason or f"unknown street '{name}'")
-    pts = [(gaz.streets.at[i, "x"], gaz.streets.at[i, "y"]) for i in nm.idx]
+    pts = [(gaz.col["x"][i], gaz.col["y"][i]) for i in nm.idx]
     cand_cap, extra, amb = _ambiguity(gaz, nm.idx, pts, s)
     if amb:
         return _none(amb)
     i = nm.idx[0]
-    length = gaz.streets.at[i, "length_m"]
+    length = gaz.col["length_m"][i]
     unc = min((length or 2 * s.street_uncertainty_cap_m) / 2, s.street_uncertainty_cap_m)
     notes = [n for n in (why or "street only, no house number", nm.note,
                          f"{len(nm.idx)} candidates" if len(nm.idx) > 1 else "") if n]
-    return MatchResult("C", float(pts[0][0]), float(pts[0][1]), gaz.streets.at[i, "kommunekode"],
+    return MatchResult("C", float(pts[0][0]), float(pts[0][1]), gaz.col["kommunekode"][i],
                        max(unc, extra), "street", gaz.street_label(i), "; ".join(notes))
 
 
 def _meeting_points(gaz: Gazetteer, a: NameMatch, b: NameMatch, s: GeocodeSettings
                     ) -> tuple[list[tuple[float, float, str]], str]:
     """Where streets of match a meet streets of match b: junction nodes, else closest points."""
-    sa = {(gaz.streets.at[i, "kommunekode"], gaz.streets.at[i, "vejkode"]) for i in a.idx}
-    sb = {(gaz.streets.at[i, "kommunekode"], gaz.streets.at[i, "vejkode"]) for i in b.idx}
+    sa = {(gaz.col["kommunekode"][i], gaz.col["vejkode"][i]) for i in a.idx}
+    sb = {(gaz.col["kommunekode"][i], gaz.col["vejkode"][i]) for i in b.idx}
     ja = set().union(*(gaz.junctions_by_road.get(k, set()) for k in sa)) if sa else set()
     jb = set().union(*(gaz.junctions_by_road.get(k, set()) for k in sb)) if sb else set()
     both = sorted(ja & jb)
     if both:
-        j = gaz.junctions.iloc[both]
-        return list(zip(j["x"], j["y"], j["kommunekode"])), "junction"
+        jx, jy, jk = gaz.jcol["x"], gaz.jcol["y"], gaz.jcol["kommunekode"]
+        return [(jx[j], jy[j], jk[j]) for j in both], "junction"
     pts = []
     for i in a.idx:
         for k in b.idx:
-            ga, gb = gaz.streets.at[i, "geom"], gaz.streets.at[k, "geom"]
+            ga, gb = gaz.col["geom"][i], gaz.col["geom"][k]
             if ga is None or gb is None or ga.distance(gb) > s.junction_max_gap_m:
                 continue
             line = shapely.shortest_line(ga, gb)
             mid = line.interpolate(0.5, normalized=True)
-            pts.append((mid.x, mid.y, gaz.streets.at[i, "kommunekode"]))
+            pts.append((mid.x, mid.y, gaz.col["kommunekode"][i]))
     return pts, "junction_nearest"
 
 
@@ -429,8 +534,8 @@ def _match_junction(gaz: Gazetteer, p: ParsedLocation, hint: str, s: GeocodeSett
     x = float(np.mean([pt[0] for pt in pts])) if spread <= 50 else float(pts[0][0])
     y = float(np.mean([pt[1] for pt in pts])) if spread <= 50 else float(pts[0][1])
     unc = max(UNCERTAINTY_M[method], spread / 2)
-    name_a = gaz.streets.at[na.idx[0], "vejnavn"]
-    name_b = gaz.streets.at[nb.idx[0], "vejnavn"]
+    name_a = gaz.col["vejnavn"][na.idx[0]]
+    name_b = gaz.col["vejnavn"][nb.idx[0]]
     notes = [n for n in (na.note, nb.note, f"{len(pts)} meeting points" if len(pts) > 1 else "") if n]
     return MatchResult(q, x, y, pts[0][2], unc, method, f"{name_a} / {name_b}", "; ".join(notes) or None)
 
@@ -485,21 +590,11 @@ def normalise_hint(hint: object, kommune_names: dict[str, str] | None = None) ->
     return ""
 
 
-def geocode_frame(gaz: Gazetteer, texts: pd.DataFrame, settings: GeocodeSettings) -> pd.DataFrame:
-    """Geocode a frame of (location_text, kommunekode_hint); loops over DISTINCT pairs only.
-
-    Returns one row per input row (same index), columns :data:`RESULT_COLUMNS`.
-    """
-    df = pd.DataFrame({
-        "location_text": texts["location_text"].fillna("").astype(str),
-        "kommunekode_hint": [normalise_hint(h, gaz.kommune_names)
-                             for h in texts.get("kommunekode_hint", pd.Series([None] * len(texts),
-                                                                              index=texts.index))],
-    }, index=texts.index)
-    distinct = df.drop_duplicates()
-    towns = gaz.towns | DEFAULT_TOWNS
+def _match_pairs(gaz: Gazetteer, pairs: list[tuple[str, str]], settings: GeocodeSettings,
+                 towns: frozenset[str] | set[str]) -> list[tuple]:
+    """Parse and match (text, hint) pairs: one result row per pair."""
     rows = []
-    for text, hint in zip(distinct["location_text"], distinct["kommunekode_hint"]):
+    for text, hint in pairs:
         try:
             r = match_parsed(gaz, parse_location(text, towns), hint, settings)
         except Exception as exc:  # one odd text must not stop the night's run
@@ -507,6 +602,55 @@ def geocode_frame(gaz: Gazetteer, texts: pd.DataFrame, settings: GeocodeSettings
             r = _none(f"geocoder error: {type(exc).__name__}")
         rows.append((text, hint, r.x, r.y, r.kommunekode, r.quality, r.uncertainty_m, r.method,
                      r.matched, r.reason))
+    return rows
+
+
+#: The gazetteer a forked worker matches against (set in the parent just before the fork).
+_WORKER_STATE: tuple | None = None
+
+
+def _worker_chunk(pairs: list[tuple[str, str]]) -> list[tuple]:
+    gaz, settings, towns = _WORKER_STATE
+    return _match_pairs(gaz, pairs, settings, towns)
+
+
+def _match_parallel(gaz: Gazetteer, pairs: list[tuple[str, str]], settings: GeocodeSettings,
+                    towns: set[str]) -> list[tuple]:
+    """Split a big batch over forked workers that share the gazetteer copy-on-write."""
+    global _WORKER_STATE
+    n = settings.workers
+    size = max(1000, len(pairs) // (n * 4) + 1)
+    chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
+    _WORKER_STATE = (gaz, settings, towns)
+    try:
+        with multiprocessing.get_context("fork").Pool(n) as pool:
+            parts = pool.map(_worker_chunk, chunks, chunksize=1)
+    finally:
+        _WORKER_STATE = None
+    return [row for part in parts for row in part]
+
+
+def geocode_frame(gaz: Gazetteer, texts: pd.DataFrame, settings: GeocodeSettings) -> pd.DataFrame:
+    """Geocode a frame of (location_text, kommunekode_hint); loops over DISTINCT pairs only.
+
+    Batches of at least ``settings.parallel_min_texts`` distinct pairs are split over
+    ``settings.workers`` forked processes (Linux). Returns one row per input row (same
+    index), columns :data:`RESULT_COLUMNS`.
+    """
+    raw_hints = texts.get("kommunekode_hint", pd.Series([None] * len(texts), index=texts.index))
+    hint_map = {h: normalise_hint(h, gaz.kommune_names) for h in pd.unique(raw_hints.astype(object))}
+    df = pd.DataFrame({
+        "location_text": texts["location_text"].fillna("").astype(str),
+        "kommunekode_hint": raw_hints.astype(object).map(lambda h: hint_map.get(h, "")
+                                                         if h == h else hint_map.get(None, "")),
+    }, index=texts.index)
+    distinct = df.drop_duplicates()
+    towns = gaz.towns | DEFAULT_TOWNS
+    pairs = list(zip(distinct["location_text"], distinct["kommunekode_hint"]))
+    if settings.workers > 1 and len(pairs) >= settings.parallel_min_texts:
+        rows = _match_parallel(gaz, pairs, settings, towns)
+    else:
+        rows = _match_pairs(gaz, pairs, settings, towns)
     result = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     out = df.reset_index().merge(result, on=["location_text", "kommunekode_hint"], how="left")
     return out.set_index(out.columns[0]).rename_axis(texts.index.name)[RESULT_COLUMNS]

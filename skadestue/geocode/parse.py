@@ -28,9 +28,11 @@ DEFAULT_TOWNS: frozenset[str] = frozenset(
 _BLANK = re.compile(r"^[\s\-\?\.,/]*(?:ukendt|uoplyst|ikke oplyst|vides ikke|nn|na|n/a)?[\s\-\?\.,/]*$",
                     re.IGNORECASE)
 _ROAD = re.compile(
-    r"\b(?:rute|rv|primærrute|sekundærrute|hovedvej|landevej nr|motorvej|e)\.?\s*(\d{1,3})\b",
+    r"\b(?:rute|rv|primærrute|sekundærrute|hovedvej|motorvej|e)\.?\s*(\d{1,3})\b",
     re.IGNORECASE,
 )
+#: 'landevej nr 18' is a road number only with a km; else it is a house number.
+_LANDEVEJ_NR = re.compile(r"\blandevej\s+nr\.?\s*(\d{1,3})\b", re.IGNORECASE)
 _KM = re.compile(r"\bkm\.?\s*(\d{1,3}(?:[.,]\d{1,3})?)", re.IGNORECASE)
 _POSTNR = re.compile(
     r"(?:^|[\s,])(?:dk-?)?(\d{4})(?:\s+([^\d,/]+?))?\s*$", re.IGNORECASE
@@ -40,15 +42,21 @@ _NEAR_NUMBER = re.compile(
     r"(\d{1,3})\s*([a-zA-Z])?\b",
     re.IGNORECASE,
 )
-_FLOOR = re.compile(r"^\s*(?:\d{1,2}\.?\s*(?:sal)?\s*(?:tv|th|mf)?|st\.?\s*(?:tv|th|mf)?|kl\.?)\s*$",
-                    re.IGNORECASE)
+#: A floor/door part of a DAR address: '2. th', 'st. tv', '1. 5', '3. 12b', 'kl.', 'st 8b', '41'.
+_FLOOR = re.compile(
+    r"^\s*(?:(?:\d{1,2}|st|kl|k\d)\.?\s*(?:sal\.?)?\s*(?:tv|th|mf|\d{1,4}\s*[a-z]?)?\.?"
+    r"|(?:dør\s*)?\d{1,4}\s*[a-z]?)\s*$",
+    re.IGNORECASE)
 _NUMBER = re.compile(
     r"^(?P<street>.*[^\d\s])\s+(?P<num>\d{1,3})\s*(?P<letter>[a-zA-Z])?(?=[\s,]|$)(?P<rest>.*)$"
 )
 _JUNCTION_SPLIT = (
     re.compile(r"\s*/\s*"), re.compile(r"\s*&\s*"), re.compile(r"\s+og\s+", re.IGNORECASE),
+    re.compile(r"\s+-+\s+"), re.compile(r"\s+–\s+"),
     re.compile(r"\s+x\s+", re.IGNORECASE), re.compile(r"\s+mod\s+", re.IGNORECASE),
 )
+_BARE_NUMBER = re.compile(r"^\d{1,3}\s*[a-zA-Z]?$")
+_JOINER_START = re.compile(r"^(?:(?:og|x|mod|ved)(?:\s|$)|v/|/|&|-+\s)", re.IGNORECASE)
 _VED = re.compile(r"\s+(?:ved|v/)\s+", re.IGNORECASE)
 _JUNCTION_WORDS = ("kryds", "hjørne", "rundkørs", "lyskryds")
 _LANDMARK_PREFIX = re.compile(
@@ -95,6 +103,21 @@ def _strip_stray(part: str) -> tuple[str, bool]:
     return " ".join(words).strip(" ,"), junction
 
 
+def _join_stray_commas(parts: list[str]) -> list[str]:
+    """``Vestervej , 40`` and ``Vestervej , og Søndergade``: a comma typed inside one phrase.
+
+    A bare house number right after a street part without a number, or a part starting with a
+    junction word (og, x, mod, ved, /), belongs to the part before it."""
+    out: list[str] = []
+    for part in parts:
+        if out and ((_BARE_NUMBER.match(part) and not re.search(r"\d", out[-1]))
+                    or _JOINER_START.match(part)):
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
+
+
 def _split_postnr(text: str) -> tuple[str, str | None, str | None]:
     """Take a trailing ``6700 Esbjerg`` (postnr + optional town) off the text."""
     m = _POSTNR.search(text)
@@ -136,17 +159,18 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
     if not s or _BLANK.match(s):
         return ParsedLocation("blank", raw)
 
-    road = _ROAD.search(s)
+    km = _KM.search(s)
+    road = _ROAD.search(s) or (_LANDEVEJ_NR.search(s) if km else None)
     if road:
-        km = _KM.search(s)
-        rest = _ROAD.sub(" ", _KM.sub(" ", s))
+        rest = _LANDEVEJ_NR.sub(" ", _ROAD.sub(" ", _KM.sub(" ", s)))
         rest, _ = _strip_stray(rest)
         return ParsedLocation("road_km", raw, road=road.group(1),
                               km=float(km.group(1).replace(",", ".")) if km else None,
                               town=rest or None)
 
-    # Comma parts: drop floor/door parts, remember a trailing town part.
-    parts = [p.strip() for p in s.split(",") if p.strip() and not _FLOOR.match(p)]
+    # Comma parts: re-join stray commas, drop floor/door parts, remember a trailing town part.
+    parts = [p for p in _join_stray_commas([p.strip() for p in s.split(",") if p.strip()])
+             if not _FLOOR.match(p)]
     s = ", ".join(parts)
     s, postnr, town = _split_postnr(s)
     parts = [p.strip() for p in s.split(",") if p.strip()]

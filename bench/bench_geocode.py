@@ -1,0 +1,224 @@
+"""Benchmark the geocoder at national scale: texts per second and peak memory (issue 4).
+
+Builds a synthetic national gazetteer straight into ``gazetteer.*`` (98 kommuner, ~100,000
+streets whose names repeat across kommuner as Danish names do, ~2.5 million access addresses,
+junctions), then geocodes 100,000 messy location texts made by skadestue.geocode.testset's
+text makers (addresses in every phrasing, with typos, abbreviations and floors, plus
+junctions and street-only texts; 60 % carry a kommune hint). Times the gazetteer load and the
+geocoding separately and scores the answers against the synthetic truth. Peak RSS is the
+process's maximum resident set (resource.getrusage), the workers' separately. On a shared
+machine wall time depends on the load, so CPU seconds (texts per CPU second) are reported too.
+
+    .venv/bin/python bench/bench_geocode.py --addresses 2500000 --texts 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("SKADESTUE_PSEUDONYM_KEY", "bench-key")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from skadestue.config import Settings  # noqa: E402
+from skadestue.db import connect  # noqa: E402
+from skadestue.geocode import Gazetteer, geocode_texts  # noqa: E402
+from skadestue.geocode.normalise import normalise  # noqa: E402
+from skadestue.geocode.testset import _address_text, _junction_text, _messy_name  # noqa: E402
+
+STEMS = ("Nør", "Sønder", "Vester", "Øster", "Kirke", "Mølle", "Skole", "Stations", "Bøge",
+         "Ege", "Birke", "Hassel", "Rose", "Lilje", "Kastanie", "Ahorn", "Lærke", "Svane",
+         "Måge", "Ørne", "Falke", "Høj", "Bakke", "Dal", "Eng", "Mose", "Skov", "Strand",
+         "Havne", "Fjord", "Å", "Bro", "Slots", "Konge", "Dronning", "Prinse", "Bisp", "Præste",
+         "Degne", "Smede", "Bager", "Brygger", "Fiske", "Jæger", "Hjorte", "Ræve", "Grane",
+         "Gran", "Fyrre", "Pile", "Poppel", "Hyld", "Tjørne", "Rønne", "Abild", "Kløver",
+         "Hvede", "Byg", "Rug", "Havre", "Lyng", "Tang", "Klint", "Sand", "Sten", "Grus",
+         "Ler", "Kalk", "Kilde", "Brønd", "Vand", "Sø", "Dam", "Kær", "Agre", "Mark", "Vang",
+         "Toft", "Gårds", "Lunde", "Hegns", "Tofte", "Ager", "Hede", "Klitte", "Vejle", "Ribe",
+         "Tønder", "Vejen", "Varde", "Esbjerg", "Kolding", "Odense", "Aarhus", "Aalborg",
+         "Horsens", "Viborg", "Randers")
+PERSONS = ("H.C. Andersens", "Chr. Winthers", "Niels Bohrs", "N. Jespersens", "Grundtvigs",
+           "Skt. Knuds", "Kong Hans'", "Dronning Margrethes", "Tordenskjolds", "Jens Baggesens",
+           "Steen Blichers", "Kaj Munks", "Carl Nielsens", "Holger Danskes", "Absalons")
+SUFFIXES = ("vej", "gade", "allé", "vænget", "stien", "parken", "bakken", "toften", "engen",
+            "løkken", "stræde", "have", "høj", "lund", "mark", "gyden", "plads", "agre")
+TOWN_SUFFIXES = ("rup", "by", "sted", "lev", "holm")
+PREFIXES = ("", "", "", "", "Gl. ", "Ny ", "Store ", "Lille ", "Nørre ", "Søndre ")
+
+
+#: The benchmark splits the national batch over both cores.
+BENCH_SETTINGS = Settings.model_validate({"geocode": {"workers": 2}})
+
+def name_pool() -> list[str]:
+    """~19,000 distinct Danish-looking street names (stem/person x suffix x prefix)."""
+    names = {f"{p}{s}{suf}" for p in PREFIXES for s in STEMS for suf in SUFFIXES}
+    names |= {f"{p} {suf.capitalize() if suf != 'allé' else 'Allé'}"
+              for p in PERSONS for suf in ("vej", "gade", "allé", "plads")}
+    return sorted(names)
+
+
+def build_gazetteer(con, n_addresses: int, seed: int) -> dict:
+    """Fill gazetteer.* with a synthetic national gazetteer (SQL, vectorised)."""
+    pool = name_pool()
+    con.register("_pool", pd.DataFrame({"name_id": range(len(pool)), "vejnavn": pool}))
+    # town names without digits (a digit in a town would read as a house number)
+    towns = [f"{STEMS[j % len(STEMS)]}{TOWN_SUFFIXES[j // len(STEMS)]}" for j in range(98 * 4)]
+    con.register("_towns", pd.DataFrame({"j": range(len(towns)), "town": towns}))
+    n_kom = 98
+    streets_per_kom = max(10, n_addresses // 25 // n_kom)
+    con.execute(f"""
+        CREATE TEMP TABLE kom AS
+        SELECT i, lpad(CAST(100 + i * 7 AS VARCHAR), 4, '0') AS kommunekode,
+               (SELECT town FROM _towns WHERE j = i * 4) || ' Kommune' AS navn,
+               450000.0 + (i % 10) * 40000.0 AS x0, 6050000.0 + (i // 10) * 35000.0 AS y0
+        FROM range({n_kom}) t(i)""")
+    con.execute("""INSERT INTO gazetteer.municipality
+                   SELECT kommunekode, navn, ST_MakeEnvelope(x0, y0, x0 + 40000, y0 + 35000) FROM kom""")
+    con.execute("""INSERT INTO gazetteer.postcode
+                   SELECT CAST(1000 + i * 10 + p AS VARCHAR), w.town,
+                          ST_MakeEnvelope(x0 + p * 10000, y0, x0 + p * 10000 + 10000, y0 + 35000)
+                   FROM kom, range(4) t(p) JOIN _towns w ON w.j = i * 4 + p""")
+    # streets: names unique inside a kommune, repeated across kommuner
+    con.execute(f"""
+        CREATE TEMP TABLE syn_street AS
+        SELECT k.kommunekode, k.i, s, lpad(CAST(s + 1 AS VARCHAR), 4, '0') AS vejkode,
+               p.vejnavn, CAST(1000 + k.i * 10 + s % 4 AS VARCHAR) AS postnr,
+               w.town AS postnrnavn,
+               k.x0 + (s % 4) * 10000 + 200 + CAST(hash(k.i, s, {seed}) % 9000 AS DOUBLE) AS sx,
+               k.y0 + 200 + CAST(hash(s, k.i, {seed}) % 34000 AS DOUBLE) AS sy,
+               CASE WHEN hash(s, {seed}) % 2 = 0 THEN 1.0 ELSE 0.0 END AS horiz,
+               CAST(1 + hash(k.i, s, 'n', {seed}) % 49 AS BIGINT) AS n_addr
+        FROM kom k, range({streets_per_kom}) t(s)
+        JOIN _pool p ON p.name_id = (s * 7919 + k.i * 131) % {len(pool)}
+        JOIN _towns w ON w.j = k.i * 4 + s % 4""")
+    con.execute("""
+        INSERT INTO gazetteer.address
+        SELECT md5(kommunekode || vejkode || n) AS id, kommunekode, vejkode, vejnavn,
+               CAST(n AS VARCHAR) || CASE WHEN n % 17 = 0 THEN 'A' ELSE '' END AS husnr,
+               n, CASE WHEN n % 17 = 0 THEN 'A' ELSE '' END, postnr, postnrnavn, NULL,
+               sx + horiz * (n * 9.0) + (n % 2) * 12 * (1 - horiz),
+               sy + (1 - horiz) * (n * 9.0) + (n % 2) * 12 * horiz
+        FROM syn_street, range(1, n_addr + 1) t(n)""")
+    names = con.execute("SELECT DISTINCT vejnavn FROM syn_street").df()
+    names["navn_norm"] = names["vejnavn"].map(normalise)
+    con.register("_names", names)
+    con.execute("""
+        INSERT INTO gazetteer.street
+        SELECT s.kommunekode, s.vejkode, s.vejnavn, n.navn_norm, [s.postnr],
+               s.sx + s.horiz * 9 * n_addr / 2, s.sy + (1 - s.horiz) * 9 * n_addr / 2,
+               greatest(50.0, 9.0 * n_addr), n_addr, NULL
+        FROM syn_street s JOIN _names n USING (vejnavn)""")
+    # junctions: each street meets the next one of its kommune at its start
+    con.execute("""
+        INSERT INTO gazetteer.junction
+        SELECT 'J' || a.kommunekode || '_' || a.s, a.kommunekode, a.sx, a.sy,
+               list_sort([a.vejnavn, b.vejnavn]), list_sort([a.vejkode, b.vejkode]), 2, NULL
+        FROM syn_street a JOIN syn_street b ON a.kommunekode = b.kommunekode AND b.s = a.s + 1""")
+    counts = {t: con.execute(f"SELECT count(*) FROM gazetteer.{t}").fetchone()[0]
+              for t in ("municipality", "postcode", "street", "address", "junction")}
+    counts["distinct_street_names"] = len(names)
+    return counts
+
+
+def make_texts(con, n_texts: int, seed: int) -> pd.DataFrame:
+    """Messy texts with their truth: 85 % addresses, 10 % junctions, 5 % street only."""
+    rng = random.Random(seed)
+    n_addr, n_junc = int(n_texts * 0.85), int(n_texts * 0.10)
+    n_street = n_texts - n_addr - n_junc
+    addr = con.execute(f"""SELECT kommunekode, vejnavn, husnr, postnr, postnrnavn, x, y
+                           FROM gazetteer.address USING SAMPLE {n_addr} ROWS (reservoir, {seed})""").df()
+    junc = con.execute(f"""SELECT kommunekode, vejnavne[1] AS a, vejnavne[2] AS b, x, y
+                           FROM gazetteer.junction USING SAMPLE {n_junc} ROWS (reservoir, {seed})""").df()
+    st = con.execute(f"""SELECT kommunekode, vejnavn, x, y
+                         FROM gazetteer.street USING SAMPLE {n_street} ROWS (reservoir, {seed})""").df()
+    rows = []
+    for r in addr.itertuples(index=False):
+        text, kind, _ = _address_text(r, rng)
+        rows.append((text, r.kommunekode if rng.random() < 0.6 else "", kind, r.x, r.y))
+    for r in junc.itertuples(index=False):
+        text, _ = _junction_text(r.a, r.b, rng)
+        rows.append((text, r.kommunekode, "junction", r.x, r.y))
+    for r in st.itertuples(index=False):
+        rows.append((f"cykelstien langs {_messy_name(r.vejnavn, rng)[0]}", r.kommunekode,
+                     "street", r.x, r.y))
+    df = pd.DataFrame(rows, columns=["location_text", "kommunekode_hint", "kind", "true_x", "true_y"])
+    return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def cpu_s() -> float:
+    """User + system CPU seconds of this process and its (finished) workers."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--addresses", type=int, default=2_500_000)
+    ap.add_argument("--texts", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "bench_geocode.json")
+    args = ap.parse_args()
+
+    con = connect(":memory:")
+    t0 = time.perf_counter()
+    counts = build_gazetteer(con, args.addresses, args.seed)
+    t_build = time.perf_counter() - t0
+    texts = make_texts(con, args.texts, args.seed)
+    rss_before = peak_rss_mb()
+    t0 = time.perf_counter()
+    gaz = Gazetteer.load(con)
+    t_load = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), cpu_s()
+    res = geocode_texts(con, texts, BENCH_SETTINGS, gazetteer=gaz)
+    t_geo, c_geo = time.perf_counter() - t0, cpu_s() - c0
+    err = np.hypot(res["x"] - texts["true_x"], res["y"] - texts["true_y"])
+    placed = res["quality"].isin(["A", "B", "C"])
+    point = texts["kind"] != "street"
+    ab = res["quality"].isin(["A", "B"]) & point
+    result = {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "python": platform.python_version(),
+        "gazetteer": counts,
+        "texts": len(texts), "distinct_texts": int(texts[["location_text", "kommunekode_hint"]]
+                                                    .drop_duplicates().shape[0]),
+        "gazetteer_build_s": round(t_build, 1),
+        "gazetteer_load_s": round(t_load, 1),
+        "geocode_s": round(t_geo, 1),
+        "texts_per_s": round(len(texts) / t_geo),
+        "geocode_cpu_s": round(c_geo, 1),
+        "texts_per_cpu_s": round(len(texts) / c_geo),
+        "load_average_1min": round(os.getloadavg()[0], 1),
+        "workers": BENCH_SETTINGS.geocode.workers,
+        "peak_rss_mb": round(peak_rss_mb()),
+        "peak_rss_worker_mb": round(peak_rss_mb(resource.RUSAGE_CHILDREN)),
+        "rss_before_load_mb": round(rss_before),
+        "placed_rate": round(float(placed.mean()), 4),
+        "placed_rate_with_hint": round(float(placed[texts["kommunekode_hint"] != ""].mean()), 4),
+        "within_50m_point_texts": round(float((err[point] <= 50).mean()), 4),
+        "ab_wrong_100m_share": round(float((err[ab] > 100).sum() / max(1, ab.sum())), 5),
+        "quality_counts": res["quality"].value_counts().to_dict(),
+    }
+    print(f"{'measure':28s} value")
+    for k, v in result.items():
+        print(f"{k:28s} {v}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
