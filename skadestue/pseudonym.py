@@ -15,6 +15,8 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +26,29 @@ CPR_LIKE_RE = re.compile(r"(?<![\d-])\d{6}[-\s]?\d{4}(?![\d-])")
 PHONE_RE = re.compile(
     r"(?:(?:\+|00)45[\s-]?)?(?<![\d-])(?:\d{8}|\d{2}(?:[ -]\d{2}){3}|\d{4}[ -]\d{4})(?![\d-])"
 )
+#: A person's name after a word that introduces one (vidne, pt., fører, mor, ...): one to
+#: four capitalised words. Street names such as "H.C. Andersens Vej" are left alone because
+#: they are not introduced by such a word.
+NAME_AFTER_ROLE_RE = re.compile(
+    r"((?<![\wæøåÆØÅ])(?i:vidnet|vidne|pt\.|pt|patienten|patient|føreren|fører|passageren|passager"
+    r"|cyklisten|cyklist|fodgængeren|fodgænger|mor|far|veninde|ven|pårørende|ved navn|navn"
+    r"|kontaktperson|kontakt)(?![\wæøåÆØÅ])\s*[:,]?\s*)"
+    r"[A-ZÆØÅ][a-zæøåé]+(?:[- ][A-ZÆØÅ][a-zæøåé]+){0,3}"
+)
 CPR_MASK = "[CPR]"
 PHONE_MASK = "[TLF]"
+NAME_MASK = "[NAVN]"
 
 _CPR_FULL_RE = r"^(\d{2})(\d{2})(\d{2})(\d)(\d{2})(\d)$"
+_CPR_NAMED_RE = r"^(?P<dd>\d{2})(?P<mm>\d{2})(?P<yy>\d{2})(?P<d7>\d)\d{2}(?P<d10>\d)$"
 
 
 def _normalise(series: pd.Series) -> pd.Series:
     """CPR text without spaces and with at most one '-' after the 6th digit removed."""
-    s = series.astype("object").where(series.notna(), None).astype("string")
-    s = s.str.replace(r"\s+", "", regex=True)
-    s = s.str.replace(r"^(\d{6})-(\d{4})$", r"\1\2", regex=True)
-    return s
+    arr = text_array(series)
+    arr = pc.replace_substring_regex(arr, r"\s+", "")
+    arr = pc.replace_substring_regex(arr, r"^(\d{6})-(\d{4})$", r"\1\2")
+    return pd.Series(arr.to_numpy(zero_copy_only=False), index=series.index, dtype="string")
 
 
 def _century_year(yy: pd.Series, d7: pd.Series) -> pd.Series:
@@ -57,11 +70,46 @@ def _century_year(yy: pd.Series, d7: pd.Series) -> pd.Series:
 
 
 def assemble_dates(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Series:
-    """Dates from numeric parts; NaT where a part is missing or the date does not exist."""
-    parts = pd.DataFrame({"year": year, "month": month, "day": day}).astype("float64")
-    ok = parts.notna().all(axis=1) & parts["year"].between(1000, 2999)
-    safe = parts.where(ok, 0).astype("int64")
-    return pd.to_datetime(safe, errors="coerce").where(ok)
+    """Dates from numeric parts; NaT where a part is missing or the date does not exist.
+
+    Vectorised in numpy (month arithmetic on datetime64), no per-row parsing.
+    """
+    y = np.asarray(year, dtype="float64")
+    m = np.asarray(month, dtype="float64")
+    d = np.asarray(day, dtype="float64")
+    ok = ~(np.isnan(y) | np.isnan(m) | np.isnan(d))
+    ok &= (y >= 1000) & (y <= 2999) & (m >= 1) & (m <= 12) & (d >= 1)
+    months = np.where(ok, (y - 1970) * 12 + (m - 1), 0).astype("int64").astype("datetime64[M]")
+    first = months.astype("datetime64[D]")
+    length = ((months + 1).astype("datetime64[D]") - first).astype("int64")
+    ok &= d <= length
+    days = np.where(ok, d - 1, 0).astype("int64").astype("timedelta64[D]")
+    out = (first + days).astype("datetime64[ns]")
+    out[~ok] = np.datetime64("NaT")
+    index = year.index if isinstance(year, pd.Series) else None
+    return pd.Series(out, index=index)
+
+
+def text_array(series: pd.Series) -> pa.Array:
+    """A text series as an Arrow string array (None/NaN -> null), for Arrow compute kernels."""
+    if isinstance(series.dtype, pd.ArrowDtype) or str(series.dtype).startswith("string[pyarrow"):
+        return pa.array(series, type=pa.string())
+    values = series.to_numpy(dtype=object, na_value=None)
+    return pa.array(values, type=pa.string(), from_pandas=True)
+
+
+def extract_numbers(series: pd.Series, pattern: str) -> dict[str, np.ndarray]:
+    """Named digit groups of an RE2 ``pattern`` as float arrays (NaN where the text does not
+    match or the group did not take part) - one Arrow kernel call, no Python per row."""
+    arr = pc.utf8_trim_whitespace(text_array(series))
+    parts = pc.extract_regex(arr, pattern)
+    out: dict[str, np.ndarray] = {}
+    for i in range(parts.type.num_fields):
+        name = parts.type.field(i).name
+        field = pc.struct_field(parts, [i])
+        field = pc.if_else(pc.equal(field, ""), pa.scalar(None, pa.string()), field)
+        out[name] = pc.cast(field, pa.float64()).to_numpy(zero_copy_only=False)
+    return out
 
 
 def parse_cpr(series: pd.Series) -> pd.DataFrame:
@@ -73,10 +121,9 @@ def parse_cpr(series: pd.Series) -> pd.DataFrame:
     """
     s = _normalise(series)
     missing = s.isna() | (s == "")
-    parts = s.str.extract(_CPR_FULL_RE)
-    dd, mm, yy, d7, _serial, d10 = (
-        pd.to_numeric(parts[i]).astype("float64") for i in range(6)
-    )
+    parts = extract_numbers(s, _CPR_NAMED_RE)
+    idx = s.index
+    dd, mm, yy, d7, d10 = (pd.Series(parts[k], index=idx) for k in ("dd", "mm", "yy", "d7", "d10"))
     year = _century_year(yy, d7)
     birth = assemble_dates(year, mm, dd)
     valid = (~missing) & birth.notna()
@@ -98,9 +145,13 @@ def pseudonymise(cpr_norm: pd.Series, key: bytes) -> pd.Series:
 
     None for missing or invalid numbers. One HMAC per distinct number (not per row).
     """
+    return pseudonymise_parsed(parse_cpr(cpr_norm), key)
+
+
+def pseudonymise_parsed(parsed: pd.DataFrame, key: bytes) -> pd.Series:
+    """:func:`pseudonymise` for the output of :func:`parse_cpr` (no second parse)."""
     if not key:
         raise ValueError("pseudonymise needs a non-empty key")
-    parsed = parse_cpr(cpr_norm)
     valid = parsed["cpr_norm"].dropna()
     digests = {
         v: hmac.new(key, v.encode("ascii"), hashlib.sha256).hexdigest() for v in valid.unique()
@@ -118,17 +169,48 @@ def redact_cpr(text: str | None, *, phones: bool = True) -> str | None:
     return out
 
 
+#: RE2 patterns that every text the Python patterns above could change matches (a cheap
+#: Arrow pre-filter: the Python regexes run only on the few candidate values).
+_CPR_CANDIDATE = r"\d{6}[-\s]?\d{4}"
+_PHONE_CANDIDATE = r"\d{8}|\d{2}[ -]\d{2}[ -]\d{2}[ -]\d{2}|\d{4}[ -]\d{4}"
+_NAME_CANDIDATE = (
+    r"(?i)(vidne|pt|patient|fører|passager|cyklist|fodgænger|mor|far|ven|pårørende|navn|kontakt)"
+)
+
+
+def _candidates(series: pd.Series, pattern: str) -> np.ndarray:
+    """Boolean mask of the values matching an RE2 ``pattern`` (missing -> False)."""
+    hit = pc.match_substring_regex(text_array(series), pattern)
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+
+
+def _rewrite(series: pd.Series, pattern: str, fix) -> pd.Series:
+    """Apply ``fix`` (str -> str) to the distinct values matching ``pattern``; the rest as is."""
+    s = series.astype("object")
+    mask = _candidates(s, pattern)
+    if not mask.any():
+        return s
+    out = s.copy()
+    hits = s[mask]
+    fixed = {v: fix(str(v)) for v in hits.unique()}
+    out[mask] = hits.map(fixed)
+    return out
+
+
 def redact_cpr_series(series: pd.Series, *, phones: bool = True) -> pd.Series:
     """Vectorised :func:`redact_cpr` over a text series (missing stays missing)."""
-    s = series.astype("object")
-    present = s.notna()
-    out = s.copy()
-    if present.any():
-        red = s[present].astype(str).str.replace(CPR_LIKE_RE, CPR_MASK, regex=True)
-        if phones:
-            red = red.str.replace(PHONE_RE, PHONE_MASK, regex=True)
-        out[present] = red
-    return out
+    pattern = f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}" if phones else _CPR_CANDIDATE
+    return _rewrite(series, pattern, lambda t: redact_cpr(t, phones=phones))
+
+
+def _redact_names(text: str) -> str:
+    return NAME_AFTER_ROLE_RE.sub(lambda m: m.group(1) + NAME_MASK, text)
+
+
+def redact_free_text_series(series: pd.Series) -> pd.Series:
+    """Free text kept in the warehouse (``ulykkessted``): CPR-like runs, phone numbers and
+    names introduced by a role word (``vidne Jens Hansen`` -> ``vidne [NAVN]``) redacted."""
+    return _rewrite(redact_cpr_series(series), _NAME_CANDIDATE, _redact_names)
 
 
 def _mask_if_valid_cpr(match: re.Match[str]) -> str:
@@ -142,13 +224,4 @@ def scrub_valid_cpr_series(series: pd.Series) -> pd.Series:
 
     Used for columns such as ids where a 10-digit number is legitimate unless it is a CPR.
     """
-    s = series.astype("object")
-    present = s.notna()
-    out = s.copy()
-    if present.any():
-        txt = s[present].astype(str)
-        has = txt.str.contains(CPR_LIKE_RE, regex=True)
-        if has.any():
-            txt[has] = txt[has].str.replace(CPR_LIKE_RE, _mask_if_valid_cpr, regex=True)
-            out[present] = txt
-    return out
+    return _rewrite(series, _CPR_CANDIDATE, lambda t: CPR_LIKE_RE.sub(_mask_if_valid_cpr, t))

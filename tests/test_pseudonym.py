@@ -109,3 +109,38 @@ def test_redact_cpr_and_phone_numbers_but_not_addresses():
     assert redact_cpr("tlf 12345678", phones=False) == "tlf 12345678"
     s = redact_cpr_series(pd.Series(["cykelstien ud for Vestervej 40", None, "x 0101004000 y"]))
     assert s.tolist() == ["cykelstien ud for Vestervej 40", None, "x [CPR] y"]
+
+
+def test_free_text_names_after_a_role_word_are_redacted_streets_are_not():
+    from skadestue.pseudonym import redact_free_text_series
+
+    s = pd.Series([
+        "foran nr. 7, vidne Jens Hansen tlf 11 22 33 44",
+        "Pt. Mette-Marie Olsen 0101001234",
+        "cyklist: Ole ramt ved Møllevej",
+        "fører Anders And Bøgh Jensen",
+        "H.C. Andersens Vej 4, Kolding",
+        "krydset Vennevej/Mosevej",
+        "Farvervej 3",
+        None,
+    ], index=range(10, 18))
+    out = redact_free_text_series(s)
+    assert list(out.index) == list(range(10, 18))
+    assert out.tolist() == [
+        "foran nr. 7, vidne [NAVN] tlf [TLF]",
+        "Pt. [NAVN] [CPR]",
+        "cyklist: [NAVN] ramt ved Møllevej",
+        "fører [NAVN]",
+        "H.C. Andersens Vej 4, Kolding",
+        "krydset Vennevej/Mosevej",
+        "Farvervej 3",
+        None,
+    ]
+
+
+def test_dates_that_do_not_exist_are_invalid_cprs():
+    out = parse_cpr(pd.Series(["2902484391", "2902494391", "3104871234", "0000001234", "3112991234"]))
+    assert out["status"].tolist() == ["valid", "invalid", "invalid", "invalid", "valid"]
+    assert [d.date().isoformat() if pd.notna(d) else None for d in out["birth_date"]] == [
+        "1948-02-29", None, None, None, "1999-12-31",
+    ]

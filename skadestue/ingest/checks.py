@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Callable, Union
+
 import pandas as pd
+
+#: A reason: fixed text, a series over (at least) the masked rows, or a function building it
+#: for just the masked rows (messages are built for the few bad rows, not the whole file).
+Reason = Union[str, pd.Series, Callable[[pd.Index], Union[pd.Series, str]]]
 
 FINDING_COLUMNS = ["row", "column_name", "value", "reason"]
 
@@ -18,10 +24,12 @@ class Findings:
         self,
         mask: pd.Series,
         column: str | None,
-        reason: pd.Series | str,
+        reason: Reason,
         value: pd.Series | None = None,
     ) -> None:
         """Record ``reason`` for every row where ``mask`` is true.
+
+        ``reason`` may be a series over just the masked rows (cheaper to build).
 
         ``value`` is the offending value (never pass a CPR column here).
         """
@@ -29,13 +37,15 @@ class Findings:
         if not m.any():
             return
         rows = m.index[m]
+        if callable(reason):
+            reason = reason(rows)
         part = pd.DataFrame({"row": rows.to_numpy()})
         part["column_name"] = column
         part["value"] = (
             value[m].astype("string").to_numpy() if value is not None else None
         )
         part["reason"] = (
-            reason[m].astype("string").to_numpy() if isinstance(reason, pd.Series) else reason
+            reason.loc[rows].astype("string").to_numpy() if isinstance(reason, pd.Series) else reason
         )
         self._parts.append(part)
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from skadestue.config import Settings
 from skadestue.ingest.checks import Findings
@@ -27,10 +29,12 @@ from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, read
 from skadestue.ingest.sources import CprFacts, SourceSpec, Typed
 from skadestue.pseudonym import (
     parse_cpr,
-    pseudonymise,
+    pseudonymise_parsed,
     redact_cpr,
     redact_cpr_series,
+    redact_free_text_series,
     scrub_valid_cpr_series,
+    text_array,
 )
 
 log = logging.getLogger(__name__)
@@ -219,7 +223,7 @@ def cpr_facts(df: pd.DataFrame, spec: SourceSpec, key: bytes) -> CprFacts | None
         status=parsed["status"],
         birth_date=parsed["birth_date"],
         sex=parsed["sex"],
-        pseudonym=pseudonymise(parsed["cpr_norm"], key),
+        pseudonym=pseudonymise_parsed(parsed, key),
     )
 
 
@@ -231,34 +235,52 @@ def field_count_findings(csv_file: CsvFile, rejects: Findings) -> None:
     overflow = (
         csv_file.cells[beyond].notna().any(axis=1) if beyond else pd.Series(False, index=short.index)
     )
-    counts = csv_file.n_fields.astype("string")
-    last_line = (csv_file.line_no + csv_file.n_lines - 1).astype("string")
-    spans = (csv_file.n_lines > 1).to_numpy()
-    hint = pd.Series("", index=short.index, dtype="string").mask(
-        spans, " (a quote character joined lines " + csv_file.line_no.astype("string") + "-" + last_line + ")"
-    )
-    rejects.add(short, None, "line has " + counts + f" fields, the header has {width}" + hint)
-    rejects.add(
-        overflow, None, "line has " + counts + f" fields, the header has {width} (extra values)" + hint
-    )
+    def message(extra: str):
+        def build(rows: pd.Index) -> pd.Series:
+            first = csv_file.line_no[rows]
+            n_lines = csv_file.n_lines[rows]
+            last = (first + n_lines - 1).astype("string")
+            hint = pd.Series("", index=rows, dtype="string").mask(
+                (n_lines > 1).to_numpy(),
+                " (a quote character joined lines " + first.astype("string") + "-" + last + ")",
+            )
+            counts = csv_file.n_fields[rows].astype("string")
+            return "line has " + counts + f" fields, the header has {width}{extra}" + hint
+        return build
+
+    rejects.add(short, None, message(""))
+    rejects.add(overflow, None, message(" (extra values)"))
+    if csv_file.unclosed_quote is not None:
+        rejects.add(
+            csv_file.unclosed_quote & ~short & ~overflow, None,
+            "line ends inside a quoted field (unclosed quote, or the file was cut off)",
+        )
 
 
 def key_findings(
     df: pd.DataFrame, typed: Typed, spec: SourceSpec, line_no: pd.Series, rejects: Findings
-) -> pd.Series:
-    """CPR-looking keys and duplicate keys within the file; returns the record key text."""
-    parts = []
+) -> Callable[[np.ndarray], np.ndarray]:
+    """CPR-looking keys and duplicate keys within the file.
+
+    Returns a function giving the record key text (``sygehus|kontakt_id``) of given row
+    positions: it is only needed for the rows with findings, so it is built for those only.
+    """
+    scrubbed = {}
     for col in spec.key:
         raw = df[col.lower()]
-        scrubbed = scrub_valid_cpr_series(raw)
+        scrubbed[col] = scrub_valid_cpr_series(raw)
         rejects.add(
-            raw.notna() & (scrubbed != raw), col,
+            raw.notna() & (scrubbed[col] != raw), col,
             f"{col} looks like a CPR number; the row is not stored",
         )
-        parts.append(scrubbed.astype("string").fillna(""))
-    record_key = parts[0]
-    for p in parts[1:]:
-        record_key = record_key + "|" + p
+
+    def record_key(rows) -> pd.Series:
+        parts = [scrubbed[c].iloc[rows].astype("string").fillna("") for c in spec.key]
+        out = parts[0]
+        for p in parts[1:]:
+            out = out + "|" + p.to_numpy()
+        return out
+
     skey = list(spec.staging_key)
     complete = typed.staging[skey].notna().all(axis=1)
     keyed = typed.staging.loc[complete, skey].assign(_line=line_no[complete])
@@ -267,10 +289,10 @@ def key_findings(
     rejects.add(
         superseded.reindex(df.index, fill_value=False),
         None,
-        ("duplicate key " + record_key + " in this file: superseded by line "
-         + last_line.reindex(df.index).astype("Int64").astype("string")),
+        lambda r: ("duplicate key " + record_key(r).to_numpy() + " in this file: superseded by line "
+                   + last_line[r].astype("Int64").astype("string").to_numpy()),
     )
-    return record_key.astype("object")
+    return lambda rows: record_key(rows).astype("object").to_numpy()
 
 
 def row_hash(line_text: pd.Series, key: bytes) -> pd.Series:
@@ -294,7 +316,7 @@ def raw_frame(
         if name in skip:
             continue
         if col in spec.free_text_columns:
-            raw[name] = redact_cpr_series(df[name])
+            raw[name] = redact_free_text_series(df[name])
         else:
             raw[name] = scrub_valid_cpr_series(df[name])
     if spec.narrative_column:
@@ -312,11 +334,14 @@ def raw_frame(
     return raw
 
 
-def _with_lines(findings: pd.DataFrame, line_no: pd.Series, record_key: pd.Series) -> pd.DataFrame:
+def _with_lines(
+    findings: pd.DataFrame, line_no: pd.Series, record_key: Callable[[np.ndarray], np.ndarray]
+) -> pd.DataFrame:
     """Findings with their file line and record key; values and reasons CPR-redacted."""
     out = findings.copy()
-    out["line_no"] = line_no.to_numpy()[out["row"].to_numpy()] if len(out) else pd.Series(dtype="int64")
-    out["record_key"] = record_key.to_numpy()[out["row"].to_numpy()] if len(out) else pd.Series(dtype="object")
+    rows = out["row"].to_numpy()
+    out["line_no"] = line_no.to_numpy()[rows] if len(out) else pd.Series(dtype="int64")
+    out["record_key"] = record_key(rows) if len(out) else pd.Series(dtype="object")
     out["value"] = redact_cpr_series(out["value"], phones=False)
     out["reason"] = redact_cpr_series(out["reason"], phones=False)
     return out
@@ -355,15 +380,21 @@ def prepare_delivery(csv_file: CsvFile, spec: SourceSpec, cols: ColumnMap, setti
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, select: str = "*") -> None:
-    """INSERT a frame BY NAME (text columns registered as VARCHAR, whatever they hold)."""
+    """INSERT a frame BY NAME (text columns handed over as Arrow strings, whatever they hold)."""
     if frame.empty:
         return
-    frame = frame.copy()
+    arrays = {}
     for col in frame.columns:
-        if frame[col].dtype == object:
-            frame[col] = frame[col].astype("string")
+        values = frame[col]
+        if values.dtype == object:
+            try:
+                arrays[col] = text_array(values)
+            except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all text: hand over str(value)
+                arrays[col] = text_array(values.where(values.isna(), values.astype(str)))
+        else:
+            arrays[col] = pa.array(values, from_pandas=True)
     view = "_ingest_frame"
-    con.register(view, frame)
+    con.register(view, pa.table(arrays))
     try:
         con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM {view}")
     finally:

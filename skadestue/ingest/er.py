@@ -12,6 +12,7 @@ from skadestue.ingest.parse import (
     age_at,
     map_mode,
     normalise_words,
+    on_distinct,
     parse_datetime,
     parse_int,
     parse_time,
@@ -19,7 +20,7 @@ from skadestue.ingest.parse import (
     resolve_kommunekode,
 )
 from skadestue.ingest.sources import CprFacts, SourceSpec, Typed
-from skadestue.pseudonym import redact_cpr_series
+from skadestue.pseudonym import redact_free_text_series
 
 ER_COLUMNS = (
     "kontakt_id", "sygehus", "ankomst", "ulykke_tid", "cpr", "koen", "alder",
@@ -48,15 +49,16 @@ def resolve_ulykke_tid(text: pd.Series, ankomst: pd.Series, rejects: Findings) -
     unreadable = text.notna() & full.isna() & bare.isna()
     rejects.add(
         unreadable, "ulykke_tid",
-        "ulykke_tid " + quoted(text) + " is not a date or a time (HH:MM)", text,
+        lambda r: "ulykke_tid " + quoted(text[r]) + " is not a date or a time (HH:MM)", text,
     )
     after = full.notna() & ankomst.notna() & (full > ankomst)
-    rejects.add(
-        after, "ulykke_tid",
-        "ulykke_tid " + quoted(text) + " is after ankomst "
-        + ankomst.dt.strftime("%Y-%m-%d %H:%M").fillna(""),
-        text,
-    )
+    if after.any():  # strftime is slow: only for the rows that need the message
+        rejects.add(
+            after, "ulykke_tid",
+            "ulykke_tid " + quoted(text[after]) + " is after ankomst "
+            + ankomst[after].dt.strftime("%Y-%m-%d %H:%M").fillna(""),
+            text,
+        )
     return resolved
 
 
@@ -97,26 +99,37 @@ def er_severity(diagnose: pd.Series, bidiag_codes: pd.Series, afslutning: pd.Ser
     return pd.Series(sev, index=diagnose.index, dtype="object")
 
 
+def note_invalid_cpr(cpr: CprFacts, column: str, notes: Findings) -> None:
+    """An invalid CPR is treated as missing (no identity, no birth date), with a note; the
+    number itself is never written to the note."""
+    notes.add(
+        cpr.status == "invalid", column,
+        f"{column} is not a valid CPR number (DDMMYY-SSSS with a real birth date); "
+        "treated as missing, age and sex from the other columns",
+    )
+
+
 def _age_and_sex(
     df: pd.DataFrame, cpr: CprFacts, injury_date: pd.Series, settings: Settings,
     rejects: Findings, notes: Findings,
 ) -> tuple[pd.Series, pd.Series]:
     """Age at the accident and sex: from a valid CPR, else from ``alder`` / ``koen``."""
     valid = cpr.valid
+    note_invalid_cpr(cpr, "cpr", notes)
     alder = parse_int(df["alder"])
     rejects.add(
         ~valid & df["alder"].notna() & alder.isna(), "alder",
-        "alder " + quoted(df["alder"]) + " is not a whole number", df["alder"],
+        lambda r: "alder " + quoted(df["alder"][r]) + " is not a whole number", df["alder"],
     )
     age = age_at(cpr.birth_date, injury_date).where(valid, alder)
     bad = age.notna() & ~age.between(0, settings.ingest.max_age)
     limit = f" out of range (0-{settings.ingest.max_age})"
-    rejects.add(bad & valid, "cpr", "age " + age.astype("string") + " from the CPR birth date" + limit)
-    rejects.add(bad & ~valid, "alder", "age " + age.astype("string") + limit, df["alder"])
-    koen = normalise_words(df["koen"]).map(SEX_WORDS)
+    rejects.add(bad & valid, "cpr", lambda r: "age " + age[r].astype("string") + " from the CPR birth date" + limit)
+    rejects.add(bad & ~valid, "alder", lambda r: "age " + age[r].astype("string") + limit, df["alder"])
+    (koen,) = on_distinct(df["koen"], lambda u: (normalise_words(u).map(SEX_WORDS).astype("object"),))
     notes.add(
         ~valid & df["koen"].notna() & koen.isna(), "koen",
-        "koen " + quoted(df["koen"]) + " is not M/K; sex left empty", df["koen"],
+        lambda r: "koen " + quoted(df["koen"][r]) + " is not M/K; sex left empty", df["koen"],
     )
     sex = cpr.sex.where(valid, koen.astype("object"))
     return age, sex.where(sex.notna(), None)
@@ -130,8 +143,11 @@ def _modes(df: pd.DataFrame, rejects: Findings, notes: Findings) -> tuple[pd.Ser
         ("modpart", vocab.ER_COUNTERPART_CODES, vocab.COUNTERPARTS, "counterpart"),
     ):
         label, bad_code, unknown = map_mode(df[col], codes, vocab.ER_TRANSPORT_TEXT, allowed)
-        rejects.add(bad_code, col, f"unknown {col} code " + df[col].astype("string"), df[col])
-        notes.add(unknown, col, f"{col} " + quoted(df[col]) + f" not recognised; {target} set to unknown", df[col])
+        text = df[col]
+        rejects.add(bad_code, col, lambda r: f"unknown {col} code " + text[r].astype("string"), text)
+        notes.add(
+            unknown, col, lambda r: f"{col} " + quoted(text[r]) + f" not recognised; {target} set to unknown", text
+        )
         out.append(label)
     return out[0], out[1]
 
@@ -145,26 +161,30 @@ def type_er_rows(df: pd.DataFrame, cpr: CprFacts | None, settings: Settings) -> 
     ankomst = parse_datetime(df["ankomst"])
     rejects.add(
         df["ankomst"].notna() & ankomst.isna(), "ankomst",
-        "ankomst " + quoted(df["ankomst"]) + " is not a date", df["ankomst"],
+        lambda r: "ankomst " + quoted(df["ankomst"][r]) + " is not a date", df["ankomst"],
     )
     ulykke_tid = resolve_ulykke_tid(df["ulykke_tid"], ankomst, rejects)
     injury_date = ulykke_tid.fillna(ankomst).dt.normalize()
     age, sex = _age_and_sex(df, cpr, injury_date, settings, rejects, notes)
     road_user, counterpart = _modes(df, rejects, notes)
-    kommunekode, unresolved = resolve_kommunekode(df["kommune"], settings.kommuner)
+    kommunekode, unresolved = on_distinct(
+        df["kommune"], lambda u: resolve_kommunekode(u, settings.kommuner)
+    )
     notes.add(
         unresolved, "kommune",
-        "kommune " + quoted(df["kommune"]) + " is not a known municipality; kommunekode left empty",
+        lambda r: "kommune " + quoted(df["kommune"][r]) + " is not a known municipality; kommunekode left empty",
         df["kommune"],
     )
-    afslutning = normalise_words(df["afslutning"]).map(AFSLUTNING_WORDS)
+    (afslutning,) = on_distinct(
+        df["afslutning"], lambda u: (normalise_words(u).map(AFSLUTNING_WORDS).astype("object"),)
+    )
     notes.add(
         df["afslutning"].notna() & afslutning.isna(), "afslutning",
-        "afslutning " + quoted(df["afslutning"]) + " not recognised (hjem/indlagt/overflyttet/død)",
+        lambda r: "afslutning " + quoted(df["afslutning"][r]) + " not recognised (hjem/indlagt/overflyttet/død)",
         df["afslutning"],
     )
-    diagnose = normalise_diagnosis(df["diagnose"])
-    bidiag_text = normalise_bidiagnoser(df["bidiagnoser"])
+    (diagnose,) = on_distinct(df["diagnose"], lambda u: (normalise_diagnosis(u),))
+    (bidiag_text,) = on_distinct(df["bidiagnoser"], lambda u: (normalise_bidiagnoser(u),))
     bidiag = split_codes(bidiag_text)
     staging = pd.DataFrame(
         {
@@ -179,7 +199,7 @@ def type_er_rows(df: pd.DataFrame, cpr: CprFacts | None, settings: Settings) -> 
             "age": age,
             "road_user": road_user,
             "counterpart": counterpart,
-            "ulykkessted": redact_cpr_series(df["ulykkessted"]),
+            "ulykkessted": redact_free_text_series(df["ulykkessted"]),
             "kommunekode": kommunekode,
             "diagnose": diagnose.astype("object").where(diagnose.notna(), None),
             "bidiagnoser": bidiag_text.astype("object").where(bidiag_text.notna(), None),

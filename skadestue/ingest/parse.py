@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import numpy as np
 import pandas as pd
 
-from skadestue.pseudonym import assemble_dates
+from skadestue.pseudonym import assemble_dates, extract_numbers
 
 _ISO_RE = (
     r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
@@ -33,12 +34,12 @@ def parse_datetime(text: pd.Series) -> pd.Series:
     """ISO (``2024-03-05``, ``2024-03-05 14:32``, ``2024-03-05T14:32:00``) or Danish
     (``05-03-2024``, ``05.03.2024 14:32``, ``05/03/2024``) dates -> datetime64; NaT if not a date.
     """
-    s = text.astype("string").str.strip()
-    iso = s.str.extract(_ISO_RE)
-    dk = s.str.extract(_DK_RE)
-    parts = iso.where(iso["y"].notna(), dk)
-    date = assemble_dates(_num(parts, "y"), _num(parts, "m"), _num(parts, "d"))
-    hour, minute, sec = (_num(parts, c).fillna(0) for c in ("H", "M", "S"))
+    iso = extract_numbers(text, _ISO_RE)
+    dk = extract_numbers(text, _DK_RE)
+    is_iso = ~np.isnan(iso["y"])
+    part = {k: np.where(is_iso, iso[k], dk[k]) for k in ("y", "m", "d", "H", "M", "S")}
+    date = assemble_dates(pd.Series(part["y"], index=text.index), part["m"], part["d"])
+    hour, minute, sec = (np.nan_to_num(part[c], nan=0.0) for c in ("H", "M", "S"))
     ok_time = (hour < 24) & (minute < 60) & (sec < 60)
     stamp = date + pd.to_timedelta(hour * 3600 + minute * 60 + sec, unit="s")
     return stamp.where(ok_time)
@@ -46,13 +47,13 @@ def parse_datetime(text: pd.Series) -> pd.Series:
 
 def parse_time(text: pd.Series) -> pd.Series:
     """``14:32``, ``14.32``, ``1432``, ``14:32:05`` -> timedelta since midnight; NaT if not a time."""
-    s = text.astype("string").str.strip()
-    parts = s.str.extract(_TIME_RE)
-    hour = _num(parts, "H")
-    minute = _num(parts, "M").fillna(_num(parts, "M2"))
-    sec = _num(parts, "S").fillna(0)
-    ok = hour.notna() & minute.notna() & (hour < 24) & (minute < 60) & (sec < 60)
-    return pd.to_timedelta((hour * 3600 + minute * 60 + sec).where(ok), unit="s")
+    parts = extract_numbers(text, _TIME_RE)
+    hour = parts["H"]
+    minute = np.where(np.isnan(parts["M"]), parts["M2"], parts["M"])
+    sec = np.nan_to_num(parts["S"], nan=0.0)
+    ok = ~np.isnan(hour) & ~np.isnan(minute) & (hour < 24) & (minute < 60) & (sec < 60)
+    secs = np.where(ok, hour * 3600 + minute * 60 + sec, np.nan)
+    return pd.Series(pd.to_timedelta(secs, unit="s"), index=text.index)
 
 
 def format_time(delta: pd.Series) -> pd.Series:
@@ -137,7 +138,30 @@ def resolve_kommunekode(text: pd.Series, kommuner: dict[str, str]) -> tuple[pd.S
     return code, unresolved.fillna(False).astype(bool)
 
 
+def on_distinct(text: pd.Series, fn) -> tuple[pd.Series, ...]:
+    """Run ``fn`` (series -> tuple of series) once per distinct value and spread the results
+    back over the rows: code and word columns have few distinct values, even in big files."""
+    codes, uniques = pd.factorize(text.astype("object"), use_na_sentinel=False)
+    results = fn(pd.Series(uniques, dtype="object").where(pd.notna(uniques), None))
+    return tuple(
+        pd.Series(r.to_numpy()[codes], index=text.index, dtype=r.dtype) for r in results
+    )
+
+
 def map_mode(
+    text: pd.Series,
+    codes: dict[str, str],
+    words: dict[str, str],
+    allowed: tuple[str, ...],
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Map a transport code (``2``) or Danish word (``el-cykel``) to the vocabulary.
+
+    Returns (label, bad_code, unknown_text); see :func:`_map_mode_values`.
+    """
+    return on_distinct(text, lambda u: _map_mode_values(u, codes, words, allowed))
+
+
+def _map_mode_values(
     text: pd.Series,
     codes: dict[str, str],
     words: dict[str, str],

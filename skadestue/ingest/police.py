@@ -9,7 +9,7 @@ import pandas as pd
 from skadestue import vocab
 from skadestue.config import Settings
 from skadestue.ingest.checks import Findings
-from skadestue.ingest.er import SEX_WORDS
+from skadestue.ingest.er import SEX_WORDS, note_invalid_cpr
 from skadestue.ingest.parse import (
     format_time,
     normalise_words,
@@ -50,7 +50,7 @@ def _whole_number(
     """A non-negative whole-number column; present but unreadable -> quarantine."""
     value = parse_int(df[col])
     bad = df[col].notna() & (value.isna() | (value < minimum)).fillna(True)
-    rejects.add(bad, label, f"{label} " + quoted(df[col]) + f" is not a whole number >= {minimum}", df[col])
+    rejects.add(bad, label, lambda r: f"{label} " + quoted(df[col][r]) + f" is not a whole number >= {minimum}", df[col])
     return value
 
 
@@ -66,7 +66,8 @@ def check_coordinates(
     """
     x, y = parse_float(df["x_koordinat"]), parse_float(df["y_koordinat"])
     for col, label, v in (("x_koordinat", "X_KOORDINAT", x), ("y_koordinat", "Y_KOORDINAT", y)):
-        rejects.add(df[col].notna() & v.isna(), label, f"{label} " + quoted(df[col]) + " is not a number", df[col])
+        rejects.add(df[col].notna() & v.isna(), label,
+                    lambda r, col=col, label=label: f"{label} " + quoted(df[col][r]) + " is not a number", df[col])
     half = x.notna() ^ y.notna()
     rejects.add(half, "X_KOORDINAT", "only one of X_KOORDINAT/Y_KOORDINAT is given",
                 df["x_koordinat"].fillna("") + " / " + df["y_koordinat"].fillna(""))
@@ -102,7 +103,7 @@ def _codes(df: pd.DataFrame, settings: Settings, notes: Findings) -> dict[str, p
     """Kommunekode, vejkode (4 digits) and situation code (3 digits), zero-padded."""
     kommunekode, unresolved = resolve_kommunekode(df["uheldkommune"], settings.kommuner)
     notes.add(unresolved, "UHELDKOMMUNE",
-              "UHELDKOMMUNE " + quoted(df["uheldkommune"]) + " is not a known kommunekode; left empty",
+              lambda r: "UHELDKOMMUNE " + quoted(df["uheldkommune"][r]) + " is not a known kommunekode; left empty",
               df["uheldkommune"])
     vejkode = df["vejkode"].astype("string")
     vejkode = vejkode.where(~vejkode.str.fullmatch(r"\d{1,4}").fillna(False), vejkode.str.zfill(4))
@@ -118,23 +119,23 @@ def type_accident_rows(df: pd.DataFrame, cpr: CprFacts | None, settings: Setting
     rejects.add(df["uheldsdato"].isna(), "UHELDSDATO", "missing UHELDSDATO")
     dato = parse_datetime(df["uheldsdato"]).dt.normalize()
     rejects.add(df["uheldsdato"].notna() & dato.isna(), "UHELDSDATO",
-                "UHELDSDATO " + quoted(df["uheldsdato"]) + " is not a date", df["uheldsdato"])
+                lambda r: "UHELDSDATO " + quoted(df["uheldsdato"][r]) + " is not a date", df["uheldsdato"])
     klokken = parse_time(df["klokkeslaet"])
     rejects.add(df["klokkeslaet"].notna() & klokken.isna(), "KLOKKESLAET",
-                "KLOKKESLAET " + quoted(df["klokkeslaet"]) + " is not a time (HH:MM)", df["klokkeslaet"])
+                lambda r: "KLOKKESLAET " + quoted(df["klokkeslaet"][r]) + " is not a time (HH:MM)", df["klokkeslaet"])
     draebte = _whole_number(df, "antal_draebte", "ANTAL_DRAEBTE", rejects)
     alv = _whole_number(df, "antal_alv_tilskadekomne", "ANTAL_ALV_TILSKADEKOMNE", rejects)
     let = _whole_number(df, "antal_let_tilskadekomne", "ANTAL_LET_TILSKADEKOMNE", rejects)
     art = normalise_words(df["uheldsart"])
     notes.add(df["uheldsart"].notna() & ~art.isin(list(vocab.POLICE_UHELDSART)), "UHELDSART",
-              "UHELDSART " + quoted(df["uheldsart"]) + " not recognised; severity from the counts",
+              lambda r: "UHELDSART " + quoted(df["uheldsart"][r]) + " not recognised; severity from the counts",
               df["uheldsart"])
     km_m = parse_km(df["km"])
     rejects.add(df["km"].notna() & km_m.isna(), "KM",
-                "KM " + quoted(df["km"]) + " is not a kilometre position (e.g. 12/0450)", df["km"])
+                lambda r: "KM " + quoted(df["km"][r]) + " is not a kilometre position (e.g. 12/0450)", df["km"])
     x, y = check_coordinates(df, rejects, notes)
     sprit, sprit_unknown = yes_no(df["sprit"])
-    notes.add(sprit_unknown, "SPRIT", "SPRIT " + quoted(df["sprit"]) + " is not J/N; left empty", df["sprit"])
+    notes.add(sprit_unknown, "SPRIT", lambda r: "SPRIT " + quoted(df["sprit"][r]) + " is not J/N; left empty", df["sprit"])
     staging = pd.DataFrame(
         {
             "uheld_id": df["uhelds_id"],
@@ -165,10 +166,10 @@ def person_road_user(df: pd.DataFrame, rejects: Findings) -> tuple[pd.Series, pd
     """TRANSPORTMIDDEL code -> road user; an unknown code -> quarantine; blank -> unknown."""
     code = parse_int(df["transportmiddel"])
     rejects.add(df["transportmiddel"].notna() & code.isna(), "TRANSPORTMIDDEL",
-                "TRANSPORTMIDDEL " + quoted(df["transportmiddel"]) + " is not a code", df["transportmiddel"])
+                lambda r: "TRANSPORTMIDDEL " + quoted(df["transportmiddel"][r]) + " is not a code", df["transportmiddel"])
     label = code.map(vocab.POLICE_TRANSPORT_CODES)
     rejects.add(code.notna() & label.isna(), "TRANSPORTMIDDEL",
-                "unknown TRANSPORTMIDDEL code " + code.astype("string"), df["transportmiddel"])
+                lambda r: "unknown TRANSPORTMIDDEL code " + code[r].astype("string"), df["transportmiddel"])
     # 80 fixed object / 90 none are element types, not road users of a person.
     label = label.where(label.isin(vocab.ROAD_USERS) | label.isna(), "other")
     return code, label.astype("object").where(label.notna(), "unknown")
@@ -187,14 +188,15 @@ def type_person_rows(df: pd.DataFrame, cpr: CprFacts | None, settings: Settings)
     skadesgrad = df["skadesgrad"].astype("string").str.upper().str.strip()
     severity = skadesgrad.map(vocab.POLICE_SKADESGRAD)
     rejects.add(skadesgrad.notna() & severity.isna(), "SKADESGRAD",
-                "unknown SKADESGRAD " + quoted(df["skadesgrad"]) + " (expected D, A, L or U)", df["skadesgrad"])
+                lambda r: "unknown SKADESGRAD " + quoted(df["skadesgrad"][r]) + " (expected D, A, L or U)", df["skadesgrad"])
     alder = _whole_number(df, "alder", "ALDER", rejects)
     out_of_range = alder.notna() & (alder > settings.ingest.max_age)
     rejects.add(out_of_range, "ALDER",
-                "age " + alder.astype("string") + f" out of range (0-{settings.ingest.max_age})", df["alder"])
+                lambda r: "age " + alder[r].astype("string") + f" out of range (0-{settings.ingest.max_age})", df["alder"])
+    note_invalid_cpr(cpr, "CPR", notes)
     koen = normalise_words(df["koen"]).map(SEX_WORDS)
     notes.add(~cpr.valid & df["koen"].notna() & koen.isna(), "KOEN",
-              "KOEN " + quoted(df["koen"]) + " is not M/K; sex left empty", df["koen"])
+              lambda r: "KOEN " + quoted(df["koen"][r]) + " is not M/K; sex left empty", df["koen"])
     sex = cpr.sex.where(cpr.valid, koen.astype("object"))
     staging = pd.DataFrame(
         {

@@ -9,11 +9,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import logging
 import re
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class CsvFile:
     n_lines: pd.Series
     #: Set when the file had to be read in a degraded way (reported on the delivery).
     warning: str | None = None
+    #: Records that end inside a quoted field (only found when read one line per record).
+    unclosed_quote: pd.Series | None = None
 
 
 def content_hash(data: bytes) -> str:
@@ -124,6 +130,19 @@ def _split_lines(lines: list[str], delimiter: str) -> tuple[list[list[str]], lis
     return rows, numbers, list(numbers)
 
 
+def unclosed_quotes(lines: list[str], numbers: list[int], delimiter: str) -> list[bool]:
+    """Per record (line numbers as from _split_lines): does the line end inside a quoted
+    field? That is an unclosed quote or a file cut off in the middle of a record."""
+    out = []
+    for no in numbers:
+        try:
+            list(csv.reader([lines[no - 1]], delimiter=delimiter, skipinitialspace=True, strict=True))
+            out.append(False)
+        except csv.Error:
+            out.append(True)
+    return out
+
+
 def read_csv_text(text: str, *, encoding: str) -> CsvFile:
     """Split decoded text into header and records, all cells as stripped text or None."""
     lines = _LINE_SPLIT.split(text)
@@ -133,6 +152,7 @@ def read_csv_text(text: str, *, encoding: str) -> CsvFile:
         raise UnreadableFile("file is empty or its first line (the header) is blank", 0)
     delimiter = sniff_delimiter(lines[0])
     warning = None
+    unclosed = None
     try:
         rows, first, last = _split_records(lines, delimiter)
     except csv.Error as exc:
@@ -140,6 +160,7 @@ def read_csv_text(text: str, *, encoding: str) -> CsvFile:
         # line instead, so each line stands (or is quarantined) on its own.
         warning = f"broken quoting ({exc}); the file was read one line per record"
         rows, first, last = _split_lines(lines, delimiter)
+        unclosed = pd.Series(unclosed_quotes(lines, first[1:], delimiter), dtype="bool")
     header = [h.strip().lstrip("\ufeff").removeprefix("ï»¿").strip() for h in rows[0]]
     rows, first, last = rows[1:], first[1:], last[1:]
     single = all(f == l for f, l in zip(first, last))
@@ -148,27 +169,33 @@ def read_csv_text(text: str, *, encoding: str) -> CsvFile:
         else ["\n".join(lines[f - 1:l]) for f, l in zip(first, last)]
     )
     width = max([len(header), *map(len, rows)])
-    cells = pd.DataFrame(rows, columns=range(width), dtype="object") if rows else pd.DataFrame(
-        columns=range(width), dtype="object"
-    )
     return CsvFile(
         encoding=encoding,
         delimiter=delimiter,
         header=header,
-        cells=clean_cells(cells),
+        cells=cells_frame(rows, width),
         line_no=pd.Series(first, dtype="int64"),
         line_text=pd.Series(line_text, dtype="object"),
         n_fields=pd.Series([len(r) for r in rows], dtype="int64"),
         n_lines=pd.Series(last, dtype="int64") - pd.Series(first, dtype="int64") + 1,
-        warning=warning,
+        warning=warning if rows or warning else "header only: the file holds no records",
+        unclosed_quote=unclosed,
     )
 
 
-def clean_cells(cells: pd.DataFrame) -> pd.DataFrame:
-    """Strip surrounding whitespace; blank and whitespace-only cells become None."""
-    out = cells.apply(lambda col: col.astype("string").str.strip())
-    out = out.mask(out == "")
-    return out.astype("object").where(out.notna(), None)
+def cells_frame(rows: list[list[str]], width: int) -> pd.DataFrame:
+    """Records -> one object column per position (None beyond a short row), cleaned in Arrow
+    column by column (no intermediate 2-D object frame)."""
+    if not rows:
+        return pd.DataFrame(columns=range(width), dtype="object")
+    columns = list(itertools.zip_longest(*rows, fillvalue=None))
+    columns += [(None,) * len(rows)] * (width - len(columns))
+    out = {}
+    for i, values in enumerate(columns):
+        arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+        out[i] = arr.to_numpy(zero_copy_only=False)
+    return pd.DataFrame(out, columns=range(width), dtype="object")
 
 
 def read_delivery(data: bytes) -> CsvFile:
