@@ -30,8 +30,13 @@ from skadestue.demo.towns import HOTSPOTS, HotspotSpec
 log = logging.getLogger(__name__)
 
 ER_CONTACTS_PER_YEAR = 3800
-#: ER contacts per accident (~1.14 injured, ~97 % of them in the ER, 1.11 contacts each).
-CONTACTS_PER_ACCIDENT = 1.23
+#: ER contacts per accident (~1.14 injured, ~88 % of them in the ER, 1.11 contacts each).
+CONTACTS_PER_ACCIDENT = 1.11
+#: Share of the injured who reach an ER, whether or not the police registered the accident:
+#: the two sources are independent given the person, so the casualties known to neither
+#: (the true dark figure) are what a capture-recapture estimate should recover.
+ER_SHARE = 0.88
+ER_SHARE_KILLED = 0.6
 
 ROAD_USER_MIX: dict[str, float] = {
     "cyclist": 0.40, "e_bike": 0.06, "pedestrian": 0.05, "car": 0.25, "van": 0.02, "truck": 0.01,
@@ -348,9 +353,9 @@ def register_police(
     p = np.where(sev == "killed", KILLED_POLICE_SHARE, np.minimum(p, 0.95))
     acc["police"] = rng.random(len(acc)) < p
     police = acc.set_index("accident_id").loc[ev["accident_id"], "police"].to_numpy()
-    p_er = np.where(ev["severity"] == "killed", 0.6, 0.9)
+    p_er = np.where(ev["severity"] == "killed", ER_SHARE_KILLED, ER_SHARE)
     ev["police"] = police
-    ev["in_er"] = ~police | (rng.random(len(ev)) < p_er)
+    ev["in_er"] = rng.random(len(ev)) < p_er
 
 
 def age_on(born: pd.Series, on: pd.Series) -> np.ndarray:
