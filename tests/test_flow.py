@@ -15,36 +15,16 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from geodata.importer import import_geodata
 from skadestue import db
-from skadestue.config import load_settings
-from skadestue.demo import generate_demo
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory, shared_data):
+def night(tmp_path_factory, demo_setup):
     from flows.nightly import nightly
 
-    out = tmp_path_factory.mktemp("night")
-    paths = generate_demo(
-        out, scale=0.3, years=(2021, 2024), seed=11,
-        municipalities_geojson=shared_data / "boundaries" / "dagi_kommuner.geojson",
-    )
-    settings = load_settings(
-        None, inbox=out / "inbox", warehouse=out / "warehouse.duckdb",
-        publish_dir=out / "publish", quality_dir=out / "quality",
-    )
-    with db.warehouse(settings) as con:
-        import_geodata(
-            con, addresses=paths.addresses_csv, roads=paths.roads_geojson,
-            municipalities=paths.municipalities_geojson, postcodes=paths.postcodes_geojson,
-        )
-    kwargs = dict(
-        inbox=str(settings.inbox), warehouse=str(settings.warehouse),
-        publish_dir=str(settings.publish_dir), quality_dir=str(settings.quality_dir),
-    )
+    paths, settings, kwargs = demo_setup(tmp_path_factory.mktemp("night"), scale=0.3, years=(2021, 2024), seed=11)
     first = nightly(**kwargs)
     snapshot = _core_snapshot(settings.warehouse)
     second = nightly(**kwargs)

@@ -14,10 +14,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from geodata.importer import import_geodata
-from skadestue import db
-from skadestue.config import load_settings
-from skadestue.demo import generate_demo
 
 pytestmark = pytest.mark.slow
 
@@ -82,27 +78,14 @@ class _Capture(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory, shared_data):
+def night(tmp_path_factory, demo_setup):
     from flows.nightly import nightly
 
-    out = tmp_path_factory.mktemp("privacy")
-    paths = generate_demo(
-        out, scale=0.15, years=(2022, 2024), seed=5,
-        municipalities_geojson=shared_data / "boundaries" / "dagi_kommuner.geojson",
-    )
+    paths, settings, kwargs = demo_setup(tmp_path_factory.mktemp("privacy"), scale=0.15, years=(2022, 2024), seed=5)
     (paths.er_dir / "zz_privat.csv").write_text(_er_delivery(), encoding="utf-8")
     uheld, personer = _police_deliveries()
     (paths.police_dir / "uheld_zz_privat.csv").write_text(uheld, encoding="cp1252")
     (paths.police_dir / "personer_zz_privat.csv").write_text(personer, encoding="utf-8")
-    settings = load_settings(
-        None, inbox=out / "inbox", warehouse=out / "warehouse.duckdb",
-        publish_dir=out / "publish", quality_dir=out / "quality",
-    )
-    with db.warehouse(settings) as con:
-        import_geodata(
-            con, addresses=paths.addresses_csv, roads=paths.roads_geojson,
-            municipalities=paths.municipalities_geojson, postcodes=paths.postcodes_geojson,
-        )
     capture = _Capture()
     loggers = [logging.getLogger(), logging.getLogger("prefect"), logging.getLogger("skadestue")]
     for lg in loggers:
@@ -112,10 +95,7 @@ def night(tmp_path_factory, shared_data):
     level = package.level
     package.setLevel(logging.DEBUG)
     try:
-        summary = nightly(
-            inbox=str(settings.inbox), warehouse=str(settings.warehouse),
-            publish_dir=str(settings.publish_dir), quality_dir=str(settings.quality_dir),
-        )
+        summary = nightly(**kwargs)
     finally:
         package.setLevel(level)
         for lg in loggers:

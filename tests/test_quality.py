@@ -17,7 +17,7 @@ import pytest
 
 from skadestue import vocab
 from skadestue.config import Settings
-from skadestue.db import connect, migrate
+
 from skadestue.quality import (
     STAGES,
     CriticalExpectationFailed,
@@ -50,27 +50,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
                     quality_dir=base / "quality")
 
 
-@pytest.fixture(scope="module")
-def base_con():
-    """One DuckDB with spatial loaded (slow) for the module; each test gets a fresh catalog."""
-    c = connect(":memory:", migrate_schema=False)
-    yield c
-    c.close()
-
-
-_N = iter(range(10_000))
-
-
 @pytest.fixture()
-def con(base_con):
-    """A fresh, fully migrated warehouse: an attached in-memory catalog made the default."""
-    name = f"wh_{next(_N)}"
-    base_con.execute(f"ATTACH ':memory:' AS {name}")
-    base_con.execute(f"USE {name}")
-    migrate(base_con)
-    yield base_con
-    base_con.execute("USE memory")
-    base_con.execute(f"DETACH {name}")
+def con(fresh_warehouse):
+    return fresh_warehouse
 
 
 def insert(con, table: str, rows: list[dict]) -> None:

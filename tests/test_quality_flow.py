@@ -15,10 +15,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from geodata.importer import import_geodata
-from skadestue import db
-from skadestue.config import load_settings
-from skadestue.demo import generate_demo
 
 pytestmark = pytest.mark.slow
 
@@ -44,22 +40,10 @@ def _plant_count_mismatch(police_dir: Path) -> int:
     return len(rows) - 1
 
 
-def test_critical_failure_stops_publication_and_fails_the_run(tmp_path, shared_data):
+def test_critical_failure_stops_publication_and_fails_the_run(tmp_path, demo_setup):
     from flows.nightly import CriticalQualityFailure, nightly
 
-    paths = generate_demo(
-        tmp_path, scale=0.15, years=(2023, 2024), seed=23,
-        municipalities_geojson=shared_data / "boundaries" / "dagi_kommuner.geojson",
-    )
-    settings = load_settings(
-        None, inbox=tmp_path / "inbox", warehouse=tmp_path / "warehouse.duckdb",
-        publish_dir=tmp_path / "publish", quality_dir=tmp_path / "quality",
-    )
-    with db.warehouse(settings) as con:
-        import_geodata(con, addresses=paths.addresses_csv, roads=paths.roads_geojson,
-                       municipalities=paths.municipalities_geojson, postcodes=paths.postcodes_geojson)
-    kwargs = dict(inbox=str(settings.inbox), warehouse=str(settings.warehouse),
-                  publish_dir=str(settings.publish_dir), quality_dir=str(settings.quality_dir))
+    paths, settings, kwargs = demo_setup(tmp_path, scale=0.15, years=(2023, 2024), seed=23)
 
     first = nightly(**kwargs, run_id="night-1")
     assert first["run_id"] == "night-1"

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from skadestue.config import Settings
-from skadestue.db import connect, migrate
+
 from skadestue.ingest import build_core
 from skadestue.quality import CriticalExpectationFailed, raise_for_critical, suites_for_stage, validate_stage
 from skadestue.quality.quarantine import failing_rows_sql
@@ -33,25 +33,9 @@ def settings(tmp_path_factory) -> Settings:
     return Settings(warehouse=base / "w.duckdb", publish_dir=base / "publish", quality_dir=base / "quality")
 
 
-@pytest.fixture(scope="module")
-def base_con():
-    c = connect(":memory:", migrate_schema=False)
-    yield c
-    c.close()
-
-
-_N = iter(range(10_000))
-
-
 @pytest.fixture()
-def con(base_con):
-    name = f"gates_{next(_N)}"
-    base_con.execute(f"ATTACH ':memory:' AS {name}")
-    base_con.execute(f"USE {name}")
-    migrate(base_con)
-    yield base_con
-    base_con.execute("USE memory")
-    base_con.execute(f"DETACH {name}")
+def con(fresh_warehouse):
+    return fresh_warehouse
 
 
 def insert(con, table: str, rows: list[dict]) -> None:
