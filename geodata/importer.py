@@ -118,44 +118,49 @@ def _to_25832(con: duckdb.DuckDBPyConnection, table: str, geom: str) -> str:
     return expr
 
 
-def load_municipalities(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """DAGI kommuner -> gazetteer.municipality, dissolved per kommunekode, EPSG:25832."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _g_kom AS SELECT * FROM ST_Read({_sql_path(path)})")
-    cols, geom = _geometry_columns(con, "_g_kom")
-    code = _pick(cols, ("KOMKODE", "komkode", "kommunekode", "kode", "lau_1"))
-    name = _pick(cols, ("KOMNAVN", "komnavn", "navn", "name"))
+def _load_boundaries(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str,
+    code_fields: tuple[str, ...], name_fields: tuple[str, ...], code_sql: str,
+) -> int:
+    """A DAGI boundary layer -> ``gazetteer.<table>(code, name, geom)``, dissolved per code
+    (DAGI has several polygons per unit), reprojected to EPSG:25832. ``code_sql`` formats
+    the code column ``{c}``."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _g_bound AS SELECT * FROM ST_Read({_sql_path(path)})")
+    cols, geom = _geometry_columns(con, "_g_bound")
+    code = _pick(cols, code_fields)
+    name = _pick(cols, name_fields)
     if code is None:
-        raise GeodataError(f"{path}: no KOMKODE/kommunekode field (found {cols})")
+        raise GeodataError(f"{path}: no {'/'.join(code_fields[:2])} field (found {cols})")
     name_sql = f'any_value("{name}")' if name else "NULL"
-    con.execute("DELETE FROM gazetteer.municipality")
     con.execute(f"""
-        INSERT INTO gazetteer.municipality
-        SELECT lpad(trim("{code}"), 4, '0'), {name_sql},
-               ST_Union_Agg(ST_MakeValid({_to_25832(con, '_g_kom', geom)}))
-        FROM _g_kom WHERE "{code}" IS NOT NULL GROUP BY 1
+        INSERT INTO gazetteer.{table}
+        SELECT {code_sql.format(c=f'"{code}"')}, {name_sql},
+               ST_Union_Agg(ST_MakeValid({_to_25832(con, '_g_bound', geom)}))
+        FROM _g_bound WHERE "{code}" IS NOT NULL GROUP BY 1
     """)
-    return con.execute("SELECT count(*) FROM gazetteer.municipality").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM gazetteer.{table}").fetchone()[0]
+
+
+def load_municipalities(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """DAGI kommuner -> gazetteer.municipality (4-digit kommunekode)."""
+    con.execute("DELETE FROM gazetteer.municipality")
+    return _load_boundaries(
+        con, path, "municipality",
+        ("KOMKODE", "komkode", "kommunekode", "kode", "lau_1"), ("KOMNAVN", "komnavn", "navn", "name"),
+        "lpad(trim({c}), 4, '0')",
+    )
 
 
 def load_postcodes(con: duckdb.DuckDBPyConnection, path: Path | None) -> int:
-    """DAGI postnumre -> gazetteer.postcode, dissolved per postnr, EPSG:25832."""
+    """DAGI postnumre -> gazetteer.postcode; no file, no postcodes."""
     con.execute("DELETE FROM gazetteer.postcode")
     if path is None:
         return 0
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _g_post AS SELECT * FROM ST_Read({_sql_path(path)})")
-    cols, geom = _geometry_columns(con, "_g_post")
-    code = _pick(cols, ("POSTNR_TXT", "postnr_txt", "postnr", "postnummer", "nr"))
-    name = _pick(cols, ("POSTBYNAVN", "postbynavn", "navn", "postnrnavn"))
-    if code is None:
-        raise GeodataError(f"{path}: no POSTNR_TXT/postnr field (found {cols})")
-    name_sql = f'any_value("{name}")' if name else "NULL"
-    con.execute(f"""
-        INSERT INTO gazetteer.postcode
-        SELECT trim(CAST("{code}" AS VARCHAR)), {name_sql},
-               ST_Union_Agg(ST_MakeValid({_to_25832(con, '_g_post', geom)}))
-        FROM _g_post WHERE "{code}" IS NOT NULL GROUP BY 1
-    """)
-    return con.execute("SELECT count(*) FROM gazetteer.postcode").fetchone()[0]
+    return _load_boundaries(
+        con, path, "postcode",
+        ("POSTNR_TXT", "postnr_txt", "postnr", "postnummer", "nr"), ("POSTBYNAVN", "postbynavn", "navn", "postnrnavn"),
+        "trim(CAST({c} AS VARCHAR))",
+    )
 
 
 def load_roads(con: duckdb.DuckDBPyConnection, path: Path) -> int:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from geodata.importer import import_geodata
+from helpers import replace_er_locations as _er_rows
 from skadestue.config import Settings
 from skadestue.db import connect
 from skadestue.geocode import (
@@ -209,15 +210,6 @@ def test_geocode_texts_loops_over_distinct_pairs_and_keeps_rows(con, gaz, monkey
 
 
 # -- warehouse: ER contacts and police accidents --------------------------------------------------
-
-def _er_rows(con, rows):
-    con.execute("DELETE FROM core.er_contact")
-    for k, (text, kom) in enumerate(rows):
-        con.execute("""INSERT INTO core.er_contact(sygehus, kontakt_id, delivery_id, ankomst,
-                         injury_date, road_user, counterpart, severity, ulykkessted, kommunekode)
-                       VALUES ('OUH Odense', ?, 'er-test', TIMESTAMP '2024-03-05 14:32',
-                               DATE '2024-03-05', 'cyclist', 'car', 'slight', ?, ?)""",
-                    [f"OUH-{k:04d}", text, kom])
 
 
 def test_geocode_er_contacts_uses_and_fills_the_cache(con):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from geodata.importer import import_geodata
+from helpers import replace_er_locations as _er_rows
 from skadestue.config import GeocodeSettings, Settings
 from skadestue.db import connect
 from skadestue.geocode import geocode_er_contacts
@@ -29,15 +30,6 @@ def con(shared_data):
     yield c
     c.close()
 
-
-def _er_rows(con, rows):
-    con.execute("DELETE FROM core.er_contact")
-    for k, (text, kom) in enumerate(rows):
-        con.execute("""INSERT INTO core.er_contact(sygehus, kontakt_id, delivery_id, ankomst,
-                         injury_date, road_user, counterpart, severity, ulykkessted, kommunekode)
-                       VALUES ('OUH Odense', ?, 'er-test', TIMESTAMP '2024-03-05 14:32',
-                               DATE '2024-03-05', 'cyclist', 'car', 'slight', ?, ?)""",
-                    [f"OUH-{k:04d}", text, kom])
 
 
 ROWS = [

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import insert, unconstrain
 from skadestue import vocab
 from skadestue.config import Settings
 
@@ -53,22 +54,6 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture()
 def con(fresh_warehouse):
     return fresh_warehouse
-
-
-def insert(con, table: str, rows: list[dict]) -> None:
-    """Insert dict rows by column name (missing columns take their defaults / NULL)."""
-    df = pd.DataFrame(rows)
-    con.register("_rows", df)
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-    con.unregister("_rows")
-
-
-def unconstrain(con, table: str) -> None:
-    """Replace ``table`` by a same-typed copy without keys/NOT NULL, to plant impossible rows."""
-    schema, name = table.split(".")
-    con.execute(f"CREATE TABLE {schema}._free AS SELECT * FROM {table} LIMIT 0")
-    con.execute(f"DROP TABLE {table}")
-    con.execute(f"ALTER TABLE {schema}._free RENAME TO {name}")
 
 
 def er_row(**over) -> dict:

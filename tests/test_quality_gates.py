@@ -15,6 +15,7 @@ import json
 import pandas as pd
 import pytest
 
+from helpers import insert, unconstrain
 from skadestue.config import Settings
 
 from skadestue.ingest import build_core
@@ -36,22 +37,6 @@ def settings(tmp_path_factory) -> Settings:
 @pytest.fixture()
 def con(fresh_warehouse):
     return fresh_warehouse
-
-
-def insert(con, table: str, rows: list[dict]) -> None:
-    if not rows:
-        return
-    con.register("_rows", pd.DataFrame(rows))
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-    con.unregister("_rows")
-
-
-def unconstrain(con, table: str) -> None:
-    """Same-typed copy of ``table`` without keys/NOT NULL, so impossible rows can be planted."""
-    schema, name = table.split(".")
-    con.execute(f"CREATE TABLE {schema}._free AS SELECT * FROM {table} LIMIT 0")
-    con.execute(f"DROP TABLE {table}")
-    con.execute(f"ALTER TABLE {schema}._free RENAME TO {name}")
 
 
 # ------------------------------------------------------------- valid rows of every base table
