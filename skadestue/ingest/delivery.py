@@ -25,7 +25,9 @@ from skadestue.config import Settings
 from skadestue.ingest.checks import Findings
 from skadestue.ingest.er import ER_SPEC
 from skadestue.ingest.police import ACCIDENT_SPEC, PERSON_SPEC
+from skadestue.ingest import er_sql
 from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, read_delivery
+from skadestue.ingest.records import read_records
 from skadestue.ingest.sources import CprFacts, SourceSpec, Typed
 from skadestue.pseudonym import (
     parse_cpr,
@@ -40,6 +42,9 @@ from skadestue.pseudonym import (
 log = logging.getLogger(__name__)
 
 SPECS: tuple[SourceSpec, ...] = (ER_SPEC, ACCIDENT_SPEC, PERSON_SPEC)
+#: Sources loaded by the DuckDB path (records.py + er_sql.py); the others by the pandas path
+#: (readers.py + prepare_delivery), which gives the same rows, only slower.
+SQL_SOURCES: frozenset[str] = frozenset({ER_SPEC.source})
 
 
 class IngestAccountingError(RuntimeError):
@@ -437,10 +442,16 @@ def _findings_rows(frame: pd.DataFrame, run_id: str, result: DeliveryResult) -> 
 
 
 def check_accounting(con: duckdb.DuckDBPyConnection, result: DeliveryResult, spec: SourceSpec) -> None:
-    """rows_read = rows_loaded + rows_quarantined, in the report and in the tables."""
+    """rows_read = rows_loaded + rows_quarantined, in the report and in the tables; and the
+    keys the tables do not index are unique: raw by line, staging by record key (migration 015)."""
     did = result.delivery_id
-    n_raw = con.execute(f"SELECT count(*) FROM {spec.raw_table} WHERE delivery_id = ?", [did]).fetchone()[0]
-    n_staged = con.execute(f"SELECT count(*) FROM {spec.staging_table} WHERE delivery_id = ?", [did]).fetchone()[0]
+    n_raw, n_raw_lines = con.execute(
+        f"SELECT count(*), count(DISTINCT line_no) FROM {spec.raw_table} WHERE delivery_id = ?", [did]
+    ).fetchone()
+    key = ", ".join(spec.staging_key)
+    n_staged, n_staged_keys = con.execute(
+        f"SELECT count(*), count(DISTINCT ({key})) FROM {spec.staging_table} WHERE delivery_id = ?", [did]
+    ).fetchone()
     n_quar = con.execute(
         "SELECT count(DISTINCT line_no) FROM quality.quarantine WHERE delivery_id = ? AND line_no IS NOT NULL",
         [did],
@@ -456,6 +467,12 @@ def check_accounting(con: duckdb.DuckDBPyConnection, result: DeliveryResult, spe
             f"{result.file}: row accounting failed (read {result.rows_read}, loaded "
             f"{result.rows_loaded}, quarantined {result.rows_quarantined}; raw {n_raw}, "
             f"staging {n_staged}, quarantined lines {n_quar}); nothing was committed"
+        )
+    if n_raw_lines != n_raw or n_staged_keys != n_staged:
+        raise IngestAccountingError(
+            f"{result.file}: duplicate rows (raw {n_raw} rows on {n_raw_lines} lines, staging {n_staged} rows "
+            f"with {n_staged_keys} distinct ({key})); nothing was committed. This is a bug in the ingest: "
+            "report it with the file"
         )
 
 
@@ -513,11 +530,29 @@ def read_and_map(data: bytes, spec: SourceSpec, settings: Settings) -> tuple[Csv
     return csv_file, cols
 
 
+def _reject(con: duckdb.DuckDBPyConnection, result: DeliveryResult, run_id: str, digest: str,
+            message: str, rows_read: int, encoding: str | None, delimiter: str | None) -> DeliveryResult:
+    """Record a whole-file reject in one transaction."""
+    result.status, result.message = "rejected", redact_cpr(message, phones=False)
+    result.rows_read = result.rows_quarantined = rows_read
+    result.encoding, result.delimiter = encoding, delimiter
+
+    def reject() -> None:
+        result.delivery_seq = _next_seq(con)
+        write_rejected(con, result, run_id, digest)
+
+    _in_transaction(con, reject)
+    log.warning("rejected %s: %s", result.file, result.message)
+    return result
+
+
 def load_file(
     con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, data: bytes, digest: str,
     run_id: str, settings: Settings, key: bytes,
 ) -> DeliveryResult:
     """Load one new delivery (or reject it whole) in one transaction."""
+    if spec.source in SQL_SOURCES:
+        return load_file_sql(con, spec, rel, data, digest, run_id, settings, key)
     result = DeliveryResult(
         file=rel, source=spec.source, status="loaded", rows_read=0, rows_loaded=0,
         rows_quarantined=0, delivery_id=f"{spec.source}-{digest[:16]}",
@@ -525,18 +560,9 @@ def load_file(
     try:
         csv_file, cols = read_and_map(data, spec, settings)
     except _RejectedFile as exc:
-        result.status, result.message = "rejected", redact_cpr(str(exc), phones=False)
-        result.rows_read = result.rows_quarantined = exc.rows_read
-        if exc.csv_file is not None:
-            result.encoding, result.delimiter = exc.csv_file.encoding, exc.csv_file.delimiter
-
-        def reject() -> None:
-            result.delivery_seq = _next_seq(con)
-            write_rejected(con, result, run_id, digest)
-
-        _in_transaction(con, reject)
-        log.warning("rejected %s: %s", rel, result.message)
-        return result
+        csv_file = exc.csv_file
+        return _reject(con, result, run_id, digest, str(exc), exc.rows_read,
+                       csv_file.encoding if csv_file else None, csv_file.delimiter if csv_file else None)
     prepared = prepare_delivery(csv_file, spec, cols, settings, key)
     result.encoding, result.delimiter = csv_file.encoding, csv_file.delimiter
     result.message = csv_file.warning
@@ -551,6 +577,66 @@ def load_file(
         write_loaded(con, spec, prepared, result, run_id, digest)
 
     _in_transaction(con, load)
+    log.info(
+        "loaded %s as %s: %d read, %d loaded, %d quarantined, %d notes",
+        rel, result.delivery_id, result.rows_read, result.rows_loaded, result.rows_quarantined, result.notes,
+    )
+    return result
+
+
+def load_file_sql(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, data: bytes, digest: str,
+    run_id: str, settings: Settings, key: bytes,
+) -> DeliveryResult:
+    """Load one new ER delivery through DuckDB (see er_sql), in one transaction."""
+    result = DeliveryResult(
+        file=rel, source=spec.source, status="loaded", rows_read=0, rows_loaded=0,
+        rows_quarantined=0, delivery_id=f"{spec.source}-{digest[:16]}",
+    )
+    log.info("reading %s (%.1f MB)", rel, len(data) / 1e6)
+    try:
+        records = read_records(data)
+    except UnreadableFile as exc:
+        return _reject(con, result, run_id, digest, str(exc), exc.rows_read, None, None)
+    mapping = spec.mapping(settings)
+    cols = map_columns(records.header, spec, mapping)
+    if cols.missing_required:
+        message = missing_columns_message(spec, cols, mapping, records.header)
+        return _reject(con, result, run_id, digest, message, records.n, records.encoding, records.delimiter)
+    result.encoding, result.delimiter, result.message = records.encoding, records.delimiter, records.warning
+    log.info("%s: %d records; pseudonymising", rel, records.n)
+    table, kept = er_sql.arrow_records(records, spec, cols.positions, cols.extra, settings, key)
+    n_records, header_width = records.n, len(records.header)
+    del records  # the original lines and cells (with the CPR numbers) are not needed any more
+    con.register(er_sql.REC, table)
+    try:
+        prepared = er_sql.prepare_er(con, n_records, header_width, settings, kept)
+        con.unregister(er_sql.REC)
+        del table
+        result.rows_read = prepared.rows_read
+        result.rows_quarantined = prepared.rows_quarantined
+        result.rows_loaded = prepared.rows_read - prepared.rows_quarantined
+        result.extra_columns = prepared.extra_columns
+        result.notes = len(prepared.notes)
+
+        def load() -> None:
+            result.delivery_seq = _next_seq(con)
+            _insert_delivery(con, result, run_id, digest)
+            er_sql.write_er(con, spec, result.delivery_id, result.delivery_seq)
+            _insert(con, "quality.quarantine",
+                    _findings_rows(prepared.quarantine, run_id, result).assign(stage="ingest"))
+            notes = _findings_rows(prepared.notes, run_id, result).rename(columns={"reason": "note"})
+            _insert(con, "quality.ingest_note", notes)
+            _insert_run_file(con, run_id, result.file, digest, "loaded", result.delivery_id)
+            check_accounting(con, result, spec)
+
+        _in_transaction(con, load)
+    finally:
+        try:
+            con.unregister(er_sql.REC)
+        except Exception:  # already unregistered
+            pass
+        er_sql.drop_temp(con, None)
     log.info(
         "loaded %s as %s: %d read, %d loaded, %d quarantined, %d notes",
         rel, result.delivery_id, result.rows_read, result.rows_loaded, result.rows_quarantined, result.notes,
