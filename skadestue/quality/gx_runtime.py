@@ -5,15 +5,30 @@ off through ``GX_ANALYTICS_ENABLED`` before the import, progress bars are off, a
 ephemeral context's default Data Docs site (a temp dir) is removed so nothing is written
 except where the caller asks. Results are redacted (no CPR-like strings) *before* they are
 put into GX's results store, so Data Docs never render an offending value.
+
+What a night pays for GX is kept small (issue 6: validation < 10 % of a night):
+
+- :func:`prewarm` imports GX, creates the one context of the process and registers every
+  suite in a background thread while ingest runs (the import is the largest single cost);
+- results use GX's ``BASIC`` format, which skips the ``unexpected_index_list`` /
+  ``unexpected_index_query`` metrics that ``SUMMARY`` computes for every column expectation
+  (pandas row positions, meaningless once a table changes); the value counts that
+  ``SUMMARY`` would add (``partial_unexpected_counts``) are derived from the same partial
+  list exactly as GX derives them (:func:`add_partial_unexpected_counts`);
+- Data Docs are rendered once per run rather than once per gate (:func:`queue_data_docs`,
+  :func:`flush_data_docs`), with views that compile GX's templates once per process
+  (:mod:`skadestue.quality.docs_views`).
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import os
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +45,17 @@ log = logging.getLogger(__name__)
 
 DATASOURCE = "skadestue"
 DOCS_SITE = "skadestue_quality"
-#: SUMMARY gives counts and a few unexpected values, never the whole column.
-RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
+#: BASIC gives counts and a few unexpected values, never the whole column (and, unlike
+#: SUMMARY, no per-row index metrics); value counts are added by add_partial_unexpected_counts.
+PARTIAL_UNEXPECTED_COUNT = 10
+RESULT_FORMAT: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": PARTIAL_UNEXPECTED_COUNT}
 
 _LOCK = threading.RLock()
 
 
 _CONTEXT: list[Any] = []  # the one context of this process, once created
-#: what importing GX and creating the context cost this process (for the benchmark)
+#: what importing GX and creating the context cost this process, and what the prewarm thread
+#: spent in all (import, context, suites), in wall and CPU seconds (for the benchmarks)
 CONTEXT_COST: dict[str, float] = {}
 
 
@@ -52,10 +70,11 @@ def gx_context() -> AbstractDataContext:
 
 
 def prewarm() -> threading.Thread:
-    """Import GX and create the context in a background thread, e.g. while ingest runs.
+    """Import GX, create the context and register the suites in a background thread.
 
     The GX import takes seconds (scipy, sqlalchemy, altair); started at the beginning of a
-    run it overlaps with ingest instead of delaying the first quality gate. Idempotent.
+    run (``run_nightly``) it overlaps with ingest instead of delaying the first quality gate.
+    Idempotent; a failure here is only logged (the first gate raises it again, with context).
     """
     thread = threading.Thread(target=_prewarm_quietly, name="gx-prewarm", daemon=True)
     thread.start()
@@ -63,10 +82,19 @@ def prewarm() -> threading.Thread:
 
 
 def _prewarm_quietly() -> None:
+    t0, c0 = time.perf_counter(), time.thread_time()
     try:
+        from skadestue.quality.suites import all_suites
+
         gx_context()
+        with _LOCK:
+            for spec in all_suites():
+                _registered(spec)
     except Exception as exc:  # the first validate_stage will raise it again, with context
         log.warning("GX prewarm failed: %s", exc)
+    finally:
+        CONTEXT_COST.update(prewarm_wall_seconds=time.perf_counter() - t0,
+                            prewarm_cpu_seconds=time.thread_time() - c0)
 
 
 def _new_context() -> AbstractDataContext:
@@ -133,6 +161,7 @@ def run_suite(
         batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
         result = batch.validate(suite, result_format=RESULT_FORMAT, expectation_parameters=parameters)
         for r in result.results:
+            add_partial_unexpected_counts(r.result)
             redact_in_place(r.result)
             redact_in_place(r.exception_info)
         run = RunIdentifier(run_name=run_id, run_time=dt.datetime.now(dt.timezone.utc))
@@ -149,6 +178,23 @@ def run_suite(
     return result, key
 
 
+def add_partial_unexpected_counts(result: dict[str, Any] | None) -> None:
+    """Add ``partial_unexpected_counts`` to a BASIC result, as GX's SUMMARY format would.
+
+    GX derives them from ``partial_unexpected_list`` (the first unexpected values, not the
+    whole column): the most common values, sorted by count, then value. Multi-column values
+    (dicts) are counted as tuples, like GX does.
+    """
+    if not result or "partial_unexpected_list" not in result or "partial_unexpected_counts" in result:
+        return
+    values = [tuple(v.values()) if isinstance(v, dict) else v for v in result["partial_unexpected_list"]]
+    try:
+        counts = sorted(Counter(values).most_common(PARTIAL_UNEXPECTED_COUNT), key=lambda x: (-x[1], x[0]))
+    except TypeError:  # unhashable or unorderable values: GX's SUMMARY leaves the counts out too
+        return
+    result["partial_unexpected_counts"] = [{"value": v, "count": n} for v, n in counts]
+
+
 def build_data_docs(docs_dir: Path, result_keys: list[Any] | None = None, build_index: bool = True) -> Path:
     """Render Data Docs into ``docs_dir`` and return its index.html.
 
@@ -162,11 +208,17 @@ def build_data_docs(docs_dir: Path, result_keys: list[Any] | None = None, build_
         resources = [*result_keys, *suites]
     docs_dir = Path(docs_dir).resolve()
     docs_dir.mkdir(parents=True, exist_ok=True)
+    from skadestue.quality.docs_views import view_config
+
     site_config = {
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "view": view_config(index=True)},
+        "site_section_builders": {
+            "expectations": {"view": view_config()},
+            "validations": {"view": view_config()},
+        },
     }
     with _LOCK:
         context = gx_context()
@@ -178,3 +230,35 @@ def build_data_docs(docs_dir: Path, result_keys: list[Any] | None = None, build_
     index = docs_dir / "index.html"
     log.info("Data Docs written to %s", index)
     return index
+
+
+_PENDING_DOCS: dict[Path, list[Any]] = {}  # docs folder -> result keys not rendered yet
+
+
+def queue_data_docs(docs_dir: Path, result_keys: list[Any]) -> None:
+    """Remember results to render into ``docs_dir`` with the next :func:`flush_data_docs`."""
+    with _LOCK:
+        _PENDING_DOCS.setdefault(Path(docs_dir).resolve(), []).extend(result_keys)
+
+
+def flush_data_docs(docs_dir: Path) -> Path:
+    """Render every queued result of ``docs_dir`` (pages and index) in one build; the index path."""
+    docs_dir = Path(docs_dir).resolve()
+    with _LOCK:
+        keys = _PENDING_DOCS.pop(docs_dir, [])
+        return build_data_docs(docs_dir, keys, build_index=True)
+
+
+def _flush_all_quietly() -> None:
+    """At exit, render what a run queued but did not reach its last gate to render."""
+    for docs_dir in list(_PENDING_DOCS):
+        if not docs_dir.exists():
+            _PENDING_DOCS.pop(docs_dir, None)
+            continue
+        try:
+            flush_data_docs(docs_dir)
+        except Exception as exc:  # noqa: BLE001 - results are in quality.validation_result anyway
+            log.warning("could not render the queued Data Docs in %s: %s", docs_dir, exc)
+
+
+atexit.register(_flush_all_quietly)

@@ -9,6 +9,7 @@ attaches to the Prefect flow run.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import duckdb
@@ -103,6 +104,8 @@ def publish_summary_artifact(
     con: duckdb.DuckDBPyConnection, run_id: str, docs_index: Path | None = None
 ) -> str | None:
     """Attach the summary to the current Prefect flow run (no-op outside a Prefect run)."""
+    if "prefect" not in sys.modules:  # no flow can be running; importing Prefect costs seconds
+        return None
     try:
         from prefect.artifacts import create_markdown_artifact
         from prefect.context import FlowRunContext, TaskRunContext

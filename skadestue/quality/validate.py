@@ -18,6 +18,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from skadestue.config import Settings
 from skadestue.quality.redact import redact
@@ -85,17 +87,19 @@ def validate_stage(
 ) -> StageValidation:
     """Run the stage's suites, store one result row per expectation, optionally build Data Docs.
 
-    ``docs_dir=None`` skips Data Docs (the flow passes :func:`default_docs_dir`); the index page
-    is rebuilt by the last gate, by a gate with a critical failure, or when it is missing (each
-    gate writes its own result pages); ``today``
-    bounds dates (default: the real today). A missing table is not an exception: it is recorded as a failed critical
+    ``docs_dir=None`` skips Data Docs (the flow passes :func:`default_docs_dir`). Data Docs are
+    rendered in one build per run: the gate's results are queued, and the last gate, a gate
+    with a critical failure, or a gate whose ``docs_dir`` has no index yet renders every queued
+    result and the index (anything still queued is rendered when the process exits).
+    ``docs_index`` is the index's path either way. ``today`` bounds dates (default: the real
+    today). A missing table is not an exception: it is recorded as a failed critical
     ``expect_table_to_exist`` so the gate stops publication and the reason is stored.
     With ``quarantine`` (default) the rows that break a row-level expectation go to
     ``quality.quarantine`` and out of the table later stages read. After ``linked`` and
     ``hotspots`` the night's key ratios are stored (``quality.nightly_trend``); after
     ``hotspots`` (the last gate) the run's summary becomes a Prefect artifact when run in a flow.
     """
-    from skadestue.quality.gx_runtime import build_data_docs
+    from skadestue.quality.gx_runtime import flush_data_docs, queue_data_docs
     from skadestue.quality.quarantine import quarantine_failed_rows
     from skadestue.quality.report import publish_summary_artifact, record_run_ratios
 
@@ -112,8 +116,11 @@ def validate_stage(
     if quarantine:
         outcome.quarantined = quarantine_failed_rows(con, specs, run_id, rows, params)
     if docs_dir is not None:
-        index = not (Path(docs_dir) / "index.html").exists() or stage == STAGES[-1] or not outcome.success
-        outcome.docs_index = build_data_docs(docs_dir, keys, build_index=index)
+        queue_data_docs(docs_dir, keys)
+        index = Path(docs_dir).resolve() / "index.html"
+        if stage == STAGES[-1] or not outcome.success or not index.exists():
+            index = flush_data_docs(docs_dir)
+        outcome.docs_index = index
     if stage in ("linked", "hotspots"):
         record_run_ratios(con, run_id)
     _log_outcome(outcome)
@@ -150,19 +157,39 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 
 
 def read_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> pd.DataFrame:
-    """The given columns of ``table`` as pandas, DATE columns as ``datetime.date`` objects.
+    """The given columns of ``table`` as pandas, in the dtypes GX's pandas engine is fast on.
 
-    GX compares DATE bounds (``"2000-01-01"``) as dates; pandas Timestamps would not compare.
+    The values are the table's; only their representation is chosen for GX (read through
+    Arrow, so no Python string is made for a column GX does not look at row by row):
+
+    - DATE columns as ``datetime.date`` objects: GX compares DATE bounds (``"2000-01-01"``)
+      as dates; pandas Timestamps would not compare;
+    - integer columns as ``int64`` (``float64`` when they hold NULLs): GX's
+      ``column_values.between`` is vectorised only for ``int64``/``float64``, and calls a Python
+      function per row for ``int32`` and nullable ``Int32``;
+    - text columns as ``category`` (dictionary-encoded in Arrow): every GX metric that copies,
+      filters or hashes the frame (``get_batch`` hashes it; each metric takes its domain)
+      works on integer codes instead of Python strings. Unexpected values and their counts
+      come out as the same strings.
     """
-    types = table_columns(con, table)
     if not columns:  # row-count-only suite: one constant column keeps the row count
         return con.execute(f"SELECT 1 AS _row FROM {table}").df()
     select = ", ".join(_quote(c) for c in columns)
-    df = con.execute(f"SELECT {select} FROM {table}").df()
-    for col in columns:
-        if types.get(col) == "DATE":
-            df[col] = df[col].dt.date.astype(object).where(df[col].notna(), None)
-    return df
+    arrow = con.execute(f"SELECT {select} FROM {table}").to_arrow_table()
+    prepared = []
+    for field_, column in zip(arrow.schema, arrow.columns):
+        if _is_text(field_.type):
+            column = pc.dictionary_encode(column)
+        elif pa.types.is_integer(field_.type) and field_.type != pa.int64():
+            column = column.cast(pa.int64())  # NULLs make it float64 in to_pandas
+        prepared.append(column)
+    return pa.table(prepared, names=arrow.column_names).to_pandas(date_as_object=True)
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    is_view = getattr(pa.types, "is_string_view", None)
+    return (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+            or bool(is_view and is_view(arrow_type)))
 
 
 def _quote(identifier: str) -> str:
