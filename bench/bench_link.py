@@ -204,18 +204,26 @@ def run_linker(method: str, warehouse: Path, truth_dir: Path) -> dict:
 
 
 def _dark_figure(con, truth_dir: Path) -> dict:
-    """Chapman (pooled and stratified by road user x severity) vs the true number of
-    casualties; in this synthetic data ER capture is independent of police capture."""
-    from skadestue.link.darkfigure import dark_figure_frame, stratified_total
+    """Chapman (pooled, and stratified as marts.dark_figure publishes it) vs the true number
+    of casualties; in this synthetic data ER capture is independent of police capture."""
+    from skadestue.link.darkfigure import dark_figure_frame
 
     df = dark_figure_frame(con)
     total = df[df["stratum_level"] == "total"].iloc[0]
-    strat = stratified_total(df, "road_user_severity")
+    strat = df[df["stratum_level"] == "total_stratified"].iloc[0]
+    pooled_all = dark_figure_frame(con, sample="police_all")
+    pooled_all = pooled_all[pooled_all["stratum_level"] == "total_stratified"].iloc[0]
     true_n = json.loads((truth_dir / "total.json").read_text())["n_casualties"]
     return {"dark_figure": {"true_total": true_n, "observed": int(total["n_observed"]),
-                            "chapman": round(float(total["estimate"])),
-                            "ci": [round(float(total["ci_low"])), round(float(total["ci_high"]))],
-                            "stratified": round(strat[0]), "stratified_ci": [round(strat[1]), round(strat[2])]}}
+                            "recapture_sample": str(strat["recapture_sample"]),
+                            "pooled": round(float(total["estimate"])),
+                            "pooled_ci": [round(float(total["ci_low"])), round(float(total["ci_high"]))],
+                            "stratified": round(float(strat["estimate"])),
+                            "stratified_ci": [round(float(strat["ci_low"])), round(float(strat["ci_high"]))],
+                            "n_strata": int(strat["n_strata"]),
+                            "stratified_all_police": round(float(pooled_all["estimate"])),
+                            "stratified_all_police_ci": [round(float(pooled_all["ci_low"])),
+                                                         round(float(pooled_all["ci_high"]))]}}
 
 
 def main() -> None:

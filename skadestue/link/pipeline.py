@@ -38,8 +38,13 @@ class LinkReport:
     by_source: dict[str, int] = field(default_factory=dict)
     #: Pairs listed in quality.link_review for clerical review.
     n_review_pairs: int = 0
-    #: Chapman estimate of all casualties (marts.dark_figure, stratum 'total'), NaN-free or None.
+    #: Stratified Chapman estimate of all casualties, those seen by neither source included
+    #: (marts.dark_figure, stratum_level 'total_stratified'), or None.
     dark_figure_estimate: float | None = None
+    #: Its 95 % interval (Chao log-normal on the summed stratum variances), or None.
+    dark_figure_ci: tuple[float, float] | None = None
+    #: The pooled (unstratified) Chapman estimate: a lower bound (stratum_level 'total').
+    dark_figure_pooled: float | None = None
     #: Estimated share of casualties known to the police, per road user (run summary).
     police_known_share_by_road_user: dict[str, float] = field(default_factory=dict)
 
@@ -79,17 +84,25 @@ def link_casualties(con: duckdb.DuckDBPyConnection, settings: Settings) -> LinkR
         n_er_contacts_placed_by_police=n_placed,
         by_source={s: by_source.get(s, 0) for s in ("both", "er", "police")},
         n_review_pairs=n_review,
-        dark_figure_estimate=_total_estimate(dark),
+        dark_figure_estimate=_rounded(dark, "total_stratified", "estimate"),
+        dark_figure_ci=_total_ci(dark),
+        dark_figure_pooled=_rounded(dark, "total", "estimate"),
         police_known_share_by_road_user=police_known_share_by_road_user(dark),
     )
     log.info("linkage: %s", report)
     return report
 
 
-def _total_estimate(dark) -> float | None:
-    """The pooled Chapman estimate, rounded; None when a source is empty."""
-    total = dark.loc[dark["stratum_level"] == "total", "estimate"]
-    return None if total.empty or total.isna().iloc[0] else round(float(total.iloc[0]), 1)
+def _rounded(dark, level: str, column: str) -> float | None:
+    """One value of the dark-figure row of ``level``, rounded; None when missing or NaN."""
+    value = dark.loc[dark["stratum_level"] == level, column]
+    return None if value.empty or value.isna().iloc[0] else round(float(value.iloc[0]), 1)
+
+
+def _total_ci(dark) -> tuple[float, float] | None:
+    """The stratified total's interval, rounded; None when there is no estimate."""
+    low, high = _rounded(dark, "total_stratified", "ci_low"), _rounded(dark, "total_stratified", "ci_high")
+    return None if low is None or high is None else (low, high)
 
 
 def _current_run_id(con: duckdb.DuckDBPyConnection) -> str:

@@ -15,7 +15,9 @@ replaces by random sampling of its own data (splink_model.U_SAMPLE_PAIRS):
   or 4-7 days apart (late first visit). Two accidents of one person months apart must not
   link, so the "else" level has m = 1e-8 (it must outweigh an agreeing CPR and age). The u
   of each level is derived per run from the date span of the data (uniform days):
-  u = days in the level / span (at least 30 days).
+  u = days in the level / span (at least 30 days). Dates are compared as day numbers
+  (``injury_day``, days since 1970-01-01, computed before Splink) so that every comparison
+  and blocking rule is plain SQL that means the same on Splink's DuckDB and Spark backends.
 - age: hospital age is CPR-derived, police age is typed: exact 0.85, +-1 0.10, +-3 0.03.
   Ages in the data spread over ~60 years: u = 0.025 / 0.05 / 0.10.
 - sex: m 0.99 (typing errors), u 0.5.
@@ -69,9 +71,9 @@ BLOCKING_RULES: tuple[str, ...] = (
     "l.injury_date = r.injury_date_next AND l.sex = r.sex",
 )
 
-#: Columns both inputs carry (the Splink input schema).
+#: Columns both inputs carry (the Splink input schema). injury_day = days since 1970-01-01.
 INPUT_COLUMNS: tuple[str, ...] = (
-    "unique_id", "cpr_pseudonym", "injury_date", "injury_date_next", "age", "sex",
+    "unique_id", "cpr_pseudonym", "injury_date", "injury_date_next", "injury_day", "age", "sex",
     "road_user", "kommunekode", "x", "y",
 )
 
@@ -101,8 +103,8 @@ def _cpr() -> dict[str, Any]:
 
 def _date(span_days: int) -> dict[str, Any]:
     span = max(int(span_days), 30)
-    diff = "abs(date_diff('day', injury_date_l, injury_date_r))"
-    levels = [_level("injury_date_l IS NULL OR injury_date_r IS NULL", "date missing", null=True)]
+    diff = "abs(injury_day_l - injury_day_r)"  # day numbers: no dialect-specific date function
+    levels = [_level("injury_day_l IS NULL OR injury_day_r IS NULL", "date missing", null=True)]
     u_used = 0.0
     for label, lo, hi, m in DATE_LEVELS:
         days = (hi - lo + 1) * (1 if lo == 0 else 2)  # both directions

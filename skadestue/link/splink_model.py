@@ -34,7 +34,8 @@ U_SAMPLE_SEED = 20240601
 #: such events are compared on their kommune instead.
 _ER_INPUT = """
 SELECT event_key AS unique_id, cpr_pseudonym, injury_date,
-       injury_date + 1 AS injury_date_next, age, sex,
+       injury_date + 1 AS injury_date_next,
+       date_diff('day', DATE '1970-01-01', injury_date) AS injury_day, age, sex,
        nullif(road_user, 'unknown') AS road_user, kommunekode,
        CASE WHEN geocode_quality <> 'C' THEN x END AS x,
        CASE WHEN geocode_quality <> 'C' THEN y END AS y
@@ -42,7 +43,8 @@ FROM link_er_event ORDER BY unique_id
 """
 _POLICE_INPUT = """
 SELECT police_key AS unique_id, cpr_pseudonym, injury_date,
-       injury_date + 1 AS injury_date_next, age, sex,
+       injury_date + 1 AS injury_date_next,
+       date_diff('day', DATE '1970-01-01', injury_date) AS injury_day, age, sex,
        nullif(road_user, 'unknown') AS road_user, kommunekode, x, y
 FROM link_police_person ORDER BY unique_id
 """
@@ -102,28 +104,35 @@ def score_pairs(con: duckdb.DuckDBPyConnection, match_threshold: float, threads:
 
 
 def _predict(er: pa.Table, police: pa.Table, settings: dict, threads: int) -> pa.Table:
-    """Run Splink's predict on a private in-memory DuckDB; every scored pair as Arrow.
-
-    With U_SAMPLE_PAIRS > 0 the u probabilities are first estimated from random ER x police
-    pairs of this run's data (seeded), so place, kommune, age etc. carry the right weight at
-    any scale (a region vs the whole country); the m probabilities stay the domain priors."""
+    """Run Splink's predict on a private in-memory DuckDB; every scored pair as Arrow."""
     splink_con = duckdb.connect(":memory:")
     try:
         splink_con.execute(f"SET threads={max(int(threads), 1)}")
-        db_api = DuckDBAPI(connection=splink_con)
-        sdf_er = db_api.register(er, dataset_display_name=ER_DATASET)
-        sdf_police = db_api.register(police, dataset_display_name=POLICE_DATASET)
-        linker = Linker([sdf_er, sdf_police], settings, log_level=None)
-        if U_SAMPLE_PAIRS > 0:
-            _quiet_splink()
-            linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=U_SAMPLE_SEED)
-        predictions = linker.inference.predict(warning_mode="never")
-        return predictions.as_pyarrow_table().select(
+        return predict_pairs(DuckDBAPI(connection=splink_con), er, police, settings).as_pyarrow_table().select(
             ["source_dataset_l", "unique_id_l", "source_dataset_r", "unique_id_r",
              "match_probability", "match_weight"]
         )
     finally:
         splink_con.close()
+
+
+def predict_pairs(db_api, er, police, settings: dict):
+    """Score ER events against police persons on any Splink backend; Splink's predictions.
+
+    ``db_api`` is a Splink database API (``DuckDBAPI``, ``SparkAPI``, ...), ``er``/``police``
+    tables that backend can register (Arrow or pandas for DuckDB; pandas or Spark DataFrames
+    for Spark) with the columns ``INPUT_COLUMNS``; ``settings`` from ``priors.splink_settings``
+    (plain SQL, the same on every backend). With U_SAMPLE_PAIRS > 0 the u probabilities are
+    first estimated from random ER x police pairs of this data (seeded), so place, kommune,
+    age etc. carry the right weight at any scale (a region vs the whole country); the m
+    probabilities stay the domain priors (or the refitted model's)."""
+    sdf_er = db_api.register(er, dataset_display_name=ER_DATASET)
+    sdf_police = db_api.register(police, dataset_display_name=POLICE_DATASET)
+    linker = Linker([sdf_er, sdf_police], settings, log_level=None)
+    if U_SAMPLE_PAIRS > 0:
+        _quiet_splink()
+        linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=U_SAMPLE_SEED)
+    return linker.inference.predict(warning_mode="never")
 
 
 def match_one_to_one(con: duckdb.DuckDBPyConnection) -> int:
