@@ -10,6 +10,11 @@ process's maximum resident set (resource.getrusage), the workers' separately. On
 machine wall time depends on the load, so CPU seconds (texts per CPU second) are reported too.
 
     .venv/bin/python bench/bench_geocode.py --addresses 2500000 --texts 100000
+    .venv/bin/python bench/bench_geocode.py --import-only    # `geodata import` of such files
+
+``--import-only`` writes the synthetic gazetteer as DAWA/DAGI files (CSV, GeoJSON) and times
+``geodata.importer.import_geodata`` on them in a child process; its figures are kept under
+``"import"`` in the result file by later geocoding runs.
 """
 
 from __future__ import annotations
@@ -156,6 +161,56 @@ def make_texts(con, n_texts: int, seed: int) -> pd.DataFrame:
     return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
+def write_gazetteer_files(con, out_dir: Path) -> dict[str, Path]:
+    """The synthetic gazetteer in ``con`` as the published formats ``skadestue geodata import``
+    reads: a DAWA access-address CSV, road centre lines and DAGI kommuner/postnumre (GeoJSON,
+    one straight line per street). For timing the importer at national scale."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"addresses": out_dir / "adgangsadresser.csv", "roads": out_dir / "vejmidte.geojson",
+             "municipalities": out_dir / "kommuner.geojson", "postcodes": out_dir / "postnumre.geojson"}
+    con.execute(f"""COPY (SELECT id, kommunekode, vejkode, vejnavn, husnr, postnr, postnrnavn,
+                                supplerendebynavn, x AS etrs89_oest, y AS etrs89_nord
+                         FROM gazetteer.address ORDER BY id)
+                   TO '{files["addresses"]}' (HEADER, DELIMITER ',')""")
+    con.execute(f"""COPY (SELECT kommunekode AS KOMMUNEKODE, vejkode AS VEJKODE, vejnavn AS VEJNAVN,
+                                ST_MakeLine(ST_Point(x - 50, y), ST_Point(x + 50, y)) AS geom
+                         FROM gazetteer.street)
+                   TO '{files["roads"]}' (FORMAT GDAL, DRIVER 'GeoJSON')""")
+    con.execute(f"""COPY (SELECT kommunekode AS KOMKODE, navn AS KOMNAVN, geom FROM gazetteer.municipality)
+                   TO '{files["municipalities"]}' (FORMAT GDAL, DRIVER 'GeoJSON')""")
+    con.execute(f"""COPY (SELECT postnr AS POSTNR_TXT, navn AS POSTBYNAVN, geom FROM gazetteer.postcode)
+                   TO '{files["postcodes"]}' (FORMAT GDAL, DRIVER 'GeoJSON')""")
+    return files
+
+
+def bench_import(n_addresses: int, seed: int, work: Path) -> dict:
+    """Time ``import_geodata`` on national-size files written by :func:`write_gazetteer_files`
+    (in a child process, so its peak memory is the importer's own)."""
+    import subprocess
+    src = connect(":memory:")
+    build_gazetteer(src, n_addresses, seed)
+    files = write_gazetteer_files(src, work)
+    src.close()
+    code = (
+        "import json, resource, sys, time; sys.path.insert(0, %r)\n"
+        "from pathlib import Path\nfrom skadestue.db import connect\n"
+        "from geodata.importer import import_geodata\n"
+        "con = connect(':memory:'); r0 = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "t0 = time.perf_counter()\n"
+        "counts = import_geodata(con, **{k: Path(v) for k, v in json.loads(sys.argv[1]).items()})\n"
+        "t = time.perf_counter() - t0; r = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print(json.dumps({'import_s': round(t, 1), 'import_cpu_s': round(r.ru_utime + r.ru_stime"
+        " - r0.ru_utime - r0.ru_stime, 1), 'import_peak_rss_mb': round(r.ru_maxrss / 1024),"
+        " 'import_counts': counts}))\n") % str(REPO)
+    out = subprocess.run([sys.executable, "-c", code, json.dumps({k: str(v) for k, v in files.items()})],
+                         check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["address_csv_mb"] = round(files["addresses"].stat().st_size / 1e6)
+    for f in files.values():
+        f.unlink()
+    return result
+
+
 def cpu_s() -> float:
     """User + system CPU seconds of this process and its (finished) workers."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -172,7 +227,19 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "bench_geocode.json")
+    ap.add_argument("--import-only", action="store_true",
+                    help="only time `geodata import` of national-size files (no geocoding)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/skadestue_bench_geocode"),
+                    help="scratch directory for the import files (deleted afterwards)")
     args = ap.parse_args()
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.import_only:
+        result = bench_import(args.addresses, args.seed, args.work)
+        result["load_average_1min"] = round(os.getloadavg()[0], 1)
+        print(json.dumps(result, indent=2))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({**previous, "import": result}, indent=2, ensure_ascii=False))
+        return
 
     con = connect(":memory:")
     t0 = time.perf_counter()
@@ -216,6 +283,8 @@ def main() -> None:
     print(f"{'measure':28s} value")
     for k, v in result.items():
         print(f"{k:28s} {v}")
+    if "import" in previous:          # the importer's figures come from --import-only
+        result["import"] = previous["import"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 

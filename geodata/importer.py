@@ -7,6 +7,7 @@ The geocode cache ``core.geocode_result`` is cleared when the input files change
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
@@ -63,14 +64,32 @@ def _fingerprint(paths: dict[str, Path | None]) -> str:
 
 
 def sniff_csv(path: Path) -> tuple[str, str]:
-    """(delimiter, DuckDB encoding) of a CSV: ``;`` or ``,``; UTF-8 (BOM ok) or Windows-1252."""
-    data = Path(path).read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-        encoding = "utf-8"
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
-        encoding = "latin-1"  # same code points as cp1252 for æ ø å
+    """(delimiter, DuckDB encoding) of a CSV: ``;`` or ``,``; UTF-8 (BOM ok) or Windows-1252.
+
+    Streams the file in 1 MB chunks (a national address file is hundreds of MB): UTF-8 when
+    every byte decodes as UTF-8, else Windows-1252."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    head = b""
+    encoding = "utf-8"
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            if len(head) < 65536:
+                head += chunk[: 65536 - len(head)]
+            if encoding == "utf-8":
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    encoding = "latin-1"  # same code points as cp1252 for æ ø å
+                    break
+        if encoding == "utf-8":
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                encoding = "latin-1"
+    if encoding == "utf-8":
+        text = head.decode("utf-8-sig", errors="ignore")
+    else:
+        text = head.decode("cp1252", errors="replace")
     header = text.splitlines()[0] if text else ""
     delim = ";" if header.count(";") > header.count(",") else ","
     return delim, encoding
@@ -92,6 +111,18 @@ def _read_csv_table(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> l
         if clean != c:
             con.execute(f'ALTER TABLE {table} RENAME COLUMN "{c}" TO "{clean}"')
     return [c.strip().lstrip("\ufeff").lower() for c in cols]
+
+
+def _csv_source(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, dict[str, str]]:
+    """``read_csv(...)`` of a CSV as all-text (not materialised) and its columns as
+    {lower-case trimmed name: name in the file}, for one streaming pass over a big file."""
+    if not Path(path).exists():
+        raise GeodataError(f"{path}: file not found")
+    delim, encoding = sniff_csv(path)
+    src = (f"read_csv({_sql_path(path)}, delim='{delim}', header=true, all_varchar=true, "
+           f"encoding='{encoding}', null_padding=true)")
+    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+    return src, {c.strip().lstrip("\ufeff").lower(): c for c in cols}
 
 
 def _pick(cols: list[str], names: tuple[str, ...]) -> str | None:
@@ -235,7 +266,8 @@ def load_addresses(con: duckdb.DuckDBPyConnection, path: Path,
                    vejnavne: Path | None = None) -> dict[str, int]:
     """DAWA access addresses -> gazetteer.address. Call after :func:`load_roads` (road names
     fill a missing ``vejnavn``). Returns loaded and skipped counts."""
-    cols = _read_csv_table(con, path, "_g_addr")
+    src, colmap = _csv_source(con, path)
+    cols = list(colmap)
     found = {k: _pick(cols, names) for k, names in ADDRESS_COLUMNS.items()}
     missing = [k for k in ADDRESS_REQUIRED if found[k] is None]
     if missing:
@@ -244,7 +276,10 @@ def load_addresses(con: duckdb.DuckDBPyConnection, path: Path,
             f"{[ADDRESS_COLUMNS[k][:2] for k in missing]} (found {cols})")
 
     def col(k: str) -> str:
-        return f'nullif(trim("{found[k]}"), \'\')' if found[k] else "NULL"
+        if not found[k]:
+            return "NULL"
+        name = colmap[found[k]].replace('"', '""')
+        return f'nullif(trim("{name}"), \'\')'
 
     name_join, name_sql = "", "vejnavn0"
     if found["vejnavn"] is None:
@@ -259,7 +294,7 @@ def load_addresses(con: duckdb.DuckDBPyConnection, path: Path,
                {col('supplerendebynavn')} AS supplerendebynavn,
                TRY_CAST(replace({col('x')}, ',', '.') AS DOUBLE) AS x,
                TRY_CAST(replace({col('y')}, ',', '.') AS DOUBLE) AS y
-        FROM _g_addr""")
+        FROM {src}""")
     con.execute("DELETE FROM gazetteer.address")
     con.execute(f"""
         INSERT INTO gazetteer.address

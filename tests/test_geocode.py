@@ -94,6 +94,13 @@ def test_normalise_keeps_different_names_apart():
     ("", dict(kind="blank")), ("  ?  ", dict(kind="blank")), (None, dict(kind="blank")),
     ("Chr. 9.s Vej 4", dict(kind="address", street="Chr. 9.s Vej", husnr=4)),
     ("Middelfartv. 291", dict(kind="address", street="Middelfartv.", husnr=291)),
+    # 'i' after the number is the preposition, a lone 4-digit last part the postcode
+    ("Vestergade nr 6 i Ribe", dict(kind="address", street="Vestergade", husnr=6, letter="",
+                                    town="Ribe")),
+    ("Vestergade 6I, Ribe", dict(kind="address", husnr=6, letter="I", town="Ribe")),
+    ("Vestergade 6 i", dict(kind="address", husnr=6, letter="I")),
+    ("Vestergade 6,6760", dict(kind="address", husnr=6, postnr="6760")),
+    ("Vestergade 6, 2. 1234, 6760 Ribe", dict(kind="address", husnr=6, postnr="6760")),
 ])
 def test_parse_location(text, expected):
     p = parse_location(text)
@@ -198,8 +205,8 @@ def test_hint_narrows_but_never_overrides_the_text(con, gaz):
 def test_geocode_texts_loops_over_distinct_pairs_and_keeps_rows(con, gaz, monkeypatch):
     import skadestue.geocode.match as match
     calls = []
-    real = match.match_parsed
-    monkeypatch.setattr(match, "match_parsed", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    real = match.parse_location
+    monkeypatch.setattr(match, "parse_location", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     texts = pd.DataFrame({"location_text": ["Nørregade 48"] * 50 + ["Middelfartvej 291"] * 30 + [None] * 5,
                           "kommunekode_hint": ["0461"] * 85},
                          index=range(100, 185))

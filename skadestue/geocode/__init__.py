@@ -51,18 +51,21 @@ def geocode_texts(
     settings: Settings | None = None,
     *,
     gazetteer: Gazetteer | None = None,
+    fast: bool = True,
 ) -> pd.DataFrame:
     """Geocode ``texts[location_text, kommunekode_hint]`` against ``gazetteer.*`` in ``con``.
 
     The gazetteer is read once into memory (or passed in); only distinct pairs are parsed and
     matched. Returns one row per input row (same index) with the columns of
     ``core.geocode_result``; ``kommunekode_hint`` comes back as a 4-digit code or ''.
+    Address-like texts are resolved in bulk (:mod:`skadestue.geocode.fast`); ``fast=False``
+    matches every text one by one (same answers, slower; the reference for tests).
     """
     if "location_text" not in texts.columns:
         raise ValueError("geocode_texts needs a 'location_text' column "
                          f"(got {list(texts.columns)})")
     gaz = gazetteer or Gazetteer.load(con)
-    return geocode_frame(gaz, texts, _settings(settings).geocode)
+    return geocode_frame(gaz, texts, _settings(settings).geocode, fast=fast)
 
 
 def _quality_counts(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:

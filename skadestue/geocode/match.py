@@ -15,14 +15,18 @@ The stated area narrows the search: postcode in the text, then the town in the t
 kommune hint; a name found only outside it (a neighbour) is capped at C. A ward's hint never
 overrides the text: it only narrows and orders the search.
 
-Speed (bench/bench_geocode.py): exact and folded names are dict look-ups; house numbers are
-slices of one sorted numpy array per column (strings as category codes); the fuzzy fallback
-runs rapidfuzz ``ratio`` only over the scope's names whose length can reach the cut-off, and
-is cached per (name, scope); big batches are split over forked workers.
+Speed (bench/bench_geocode.py): address texts whose name matches exactly or folded in the
+first search area and whose number exists are answered for a whole batch at once by
+:mod:`skadestue.geocode.fast` (same answers, tested); for the rest, exact and folded names are
+dict look-ups; house numbers are slices of one sorted numpy array per column (strings as
+category codes); the fuzzy fallback runs rapidfuzz ``ratio`` only over the scope's names whose
+length can reach the cut-off, and is cached per (name, scope); big batches are split over
+forked workers.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import multiprocessing
@@ -190,6 +194,8 @@ class Gazetteer:
     _town_prefix: dict = field(default_factory=dict)
     _keys_by_len: dict = field(default_factory=dict)
     _keys_window: dict = field(default_factory=dict)
+    #: skadestue.geocode.fast.FastIndex, built on first use (before any fork).
+    _fast_index: object = None
 
     @property
     def towns(self) -> set[str]:
@@ -590,18 +596,48 @@ def normalise_hint(hint: object, kommune_names: dict[str, str] | None = None) ->
     return ""
 
 
+def _row(text: str, hint: str, r: MatchResult) -> tuple:
+    return (text, hint, r.x, r.y, r.kommunekode, r.quality, r.uncertainty_m, r.method,
+            r.matched, r.reason)
+
+
 def _match_pairs(gaz: Gazetteer, pairs: list[tuple[str, str]], settings: GeocodeSettings,
-                 towns: frozenset[str] | set[str]) -> list[tuple]:
-    """Parse and match (text, hint) pairs: one result row per pair."""
-    rows = []
+                 towns: frozenset[str] | set[str], fast: bool = True) -> list[tuple]:
+    """Parse and match (text, hint) pairs: one result row per pair.
+
+    With ``fast`` the address-like texts that :mod:`skadestue.geocode.fast` can answer for
+    certain are resolved in bulk; the rest go through :func:`match_parsed` one by one."""
+    parsed: list[ParsedLocation | Exception] = []
     for text, hint in pairs:
         try:
-            r = match_parsed(gaz, parse_location(text, towns), hint, settings)
+            parsed.append(parse_location(text, towns))
+        except Exception as exc:  # one odd text must not stop the night's run
+            parsed.append(exc)
+    answered: dict[int, tuple] = {}
+    if fast:
+        from skadestue.geocode.fast import fast_match
+        ok = [j for j, p in enumerate(parsed) if isinstance(p, ParsedLocation)]
+        try:
+            sub = fast_match(gaz, [parsed[j] for j in ok], [pairs[j][1] for j in ok], settings)
+            answered = {ok[j]: v for j, v in sub.items()}
+        except Exception:
+            log.exception("fast geocoding path failed; matching this batch text by text")
+            answered = {}
+    rows = []
+    for j, (text, hint) in enumerate(pairs):
+        hit = answered.get(j)
+        if hit is not None:
+            rows.append((text, hint, *hit))
+            continue
+        p = parsed[j]
+        try:
+            if isinstance(p, Exception):
+                raise p
+            r = match_parsed(gaz, p, hint, settings)
         except Exception as exc:  # one odd text must not stop the night's run
             log.exception("geocoding failed for one text (kommune hint %r)", hint)
             r = _none(f"geocoder error: {type(exc).__name__}")
-        rows.append((text, hint, r.x, r.y, r.kommunekode, r.quality, r.uncertainty_m, r.method,
-                     r.matched, r.reason))
+        rows.append(_row(text, hint, r))
     return rows
 
 
@@ -610,32 +646,38 @@ _WORKER_STATE: tuple | None = None
 
 
 def _worker_chunk(pairs: list[tuple[str, str]]) -> list[tuple]:
-    gaz, settings, towns = _WORKER_STATE
-    return _match_pairs(gaz, pairs, settings, towns)
+    gaz, settings, towns, fast = _WORKER_STATE
+    return _match_pairs(gaz, pairs, settings, towns, fast)
 
 
 def _match_parallel(gaz: Gazetteer, pairs: list[tuple[str, str]], settings: GeocodeSettings,
-                    towns: set[str]) -> list[tuple]:
+                    towns: set[str], fast: bool = True) -> list[tuple]:
     """Split a big batch over forked workers that share the gazetteer copy-on-write."""
     global _WORKER_STATE
     n = settings.workers
     size = max(1000, len(pairs) // (n * 4) + 1)
     chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
-    _WORKER_STATE = (gaz, settings, towns)
+    _WORKER_STATE = (gaz, settings, towns, fast)
+    # Keep the collector off the inherited gazetteer: a gc pass in a worker would touch (and
+    # so copy) every page of it.
+    gc.freeze()
     try:
         with multiprocessing.get_context("fork").Pool(n) as pool:
             parts = pool.map(_worker_chunk, chunks, chunksize=1)
     finally:
+        gc.unfreeze()
         _WORKER_STATE = None
     return [row for part in parts for row in part]
 
 
-def geocode_frame(gaz: Gazetteer, texts: pd.DataFrame, settings: GeocodeSettings) -> pd.DataFrame:
+def geocode_frame(gaz: Gazetteer, texts: pd.DataFrame, settings: GeocodeSettings, *,
+                  fast: bool = True) -> pd.DataFrame:
     """Geocode a frame of (location_text, kommunekode_hint); loops over DISTINCT pairs only.
 
     Batches of at least ``settings.parallel_min_texts`` distinct pairs are split over
     ``settings.workers`` forked processes (Linux). Returns one row per input row (same
-    index), columns :data:`RESULT_COLUMNS`.
+    index), columns :data:`RESULT_COLUMNS`. ``fast=False`` matches every text one by one
+    (the reference the fast path is tested against).
     """
     raw_hints = texts.get("kommunekode_hint", pd.Series([None] * len(texts), index=texts.index))
     hint_map = {h: normalise_hint(h, gaz.kommune_names) for h in pd.unique(raw_hints.astype(object))}
@@ -647,10 +689,13 @@ def geocode_frame(gaz: Gazetteer, texts: pd.DataFrame, settings: GeocodeSettings
     distinct = df.drop_duplicates()
     towns = gaz.towns | DEFAULT_TOWNS
     pairs = list(zip(distinct["location_text"], distinct["kommunekode_hint"]))
+    if fast and gaz._fast_index is None:
+        from skadestue.geocode.fast import build_index
+        gaz._fast_index = build_index(gaz)      # once, shared copy-on-write by the workers
     if settings.workers > 1 and len(pairs) >= settings.parallel_min_texts:
-        rows = _match_parallel(gaz, pairs, settings, towns)
+        rows = _match_parallel(gaz, pairs, settings, towns, fast)
     else:
-        rows = _match_pairs(gaz, pairs, settings, towns)
+        rows = _match_pairs(gaz, pairs, settings, towns, fast)
     result = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     out = df.reset_index().merge(result, on=["location_text", "kommunekode_hint"], how="left")
     return out.set_index(out.columns[0]).rename_axis(texts.index.name)[RESULT_COLUMNS]

@@ -55,10 +55,18 @@ _JUNCTION_SPLIT = (
     re.compile(r"\s+-+\s+"), re.compile(r"\s+–\s+"),
     re.compile(r"\s+x\s+", re.IGNORECASE), re.compile(r"\s+mod\s+", re.IGNORECASE),
 )
+#: Any of the junction splitters (a text none of them matches is not a junction of two).
+_ANY_SPLIT = re.compile("|".join(f"(?:{r.pattern})" for r in _JUNCTION_SPLIT), re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
+_POSTNR_ONLY = re.compile(r"^\d{4}$")
+_WS = re.compile(r"\s+")
+_NR_SUFFIX = re.compile(r"\s+(?:nr|nummer)\.?$", re.IGNORECASE)
+_NEAR_WORD = re.compile(r"\b(ud\s*for|udfor|overfor|foran)\b", re.IGNORECASE)
 _BARE_NUMBER = re.compile(r"^\d{1,3}\s*[a-zA-Z]?$")
 _JOINER_START = re.compile(r"^(?:(?:og|x|mod|ved)(?:\s|$)|v/|/|&|-+\s)", re.IGNORECASE)
 _VED = re.compile(r"\s+(?:ved|v/)\s+", re.IGNORECASE)
 _JUNCTION_WORDS = ("kryds", "hjørne", "rundkørs", "lyskryds")
+_JUNCTION_WORD = re.compile("|".join(_JUNCTION_WORDS))
 _LANDMARK_PREFIX = re.compile(
     r"^\s*(?:p-pladsen|p-plads|parkeringspladsen|parkeringsplads|indkørslen|indkørsel|"
     r"tankstationen|tanken|stationen|banegården|skolen|børnehaven|butikken|centret|centeret|"
@@ -98,7 +106,7 @@ def _strip_stray(part: str) -> tuple[str, bool]:
     words = part.strip(" ,").split()
     junction = False
     while words and words[0].lower().strip(".,:") in STRAY_WORDS:
-        junction = junction or any(w in words[0].lower() for w in _JUNCTION_WORDS)
+        junction = junction or _JUNCTION_WORD.search(words[0].lower()) is not None
         words = words[1:]
     return " ".join(words).strip(" ,"), junction
 
@@ -110,7 +118,7 @@ def _join_stray_commas(parts: list[str]) -> list[str]:
     junction word (og, x, mod, ved, /), belongs to the part before it."""
     out: list[str] = []
     for part in parts:
-        if out and ((_BARE_NUMBER.match(part) and not re.search(r"\d", out[-1]))
+        if out and ((_BARE_NUMBER.match(part) and not _DIGIT.search(out[-1]))
                     or _JOINER_START.match(part)):
             out[-1] = f"{out[-1]} {part}"
         else:
@@ -141,9 +149,11 @@ def _split_number(part: str) -> tuple[str, int | None, str, str]:
     m = _NUMBER.match(part)
     if not m:
         return part, None, "", ""
-    street = re.sub(r"\s+(?:nr|nummer)\.?$", "", m.group("street").strip(" ,"), flags=re.IGNORECASE)
-    return (street.strip(" ,"), int(m.group("num")),
-            (m.group("letter") or "").upper(), m.group("rest").strip(" ,."))
+    street = _NR_SUFFIX.sub("", m.group("street").strip(" ,"))
+    letter, rest = m.group("letter") or "", m.group("rest")
+    if letter == "i" and part[m.start("letter") - 1].isspace() and rest.strip(" ,."):
+        letter, rest = "", "i" + rest      # 'Vestergade 6 i Ribe': 'i' is 'in', not a letter
+    return street.strip(" ,"), int(m.group("num")), letter.upper(), rest.strip(" ,.")
 
 
 def _is_town(name: str, towns: Collection[str]) -> bool:
@@ -155,7 +165,7 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
     """Parse a ward's ``ulykkessted`` text (see module doc); never raises on odd input."""
     raw = "" if text is None or (isinstance(text, float) and text != text) else str(text)
     towns = DEFAULT_TOWNS if towns is None else towns
-    s = re.sub(r"\s+", " ", raw).strip()
+    s = _WS.sub(" ", raw).strip()
     if not s or _BLANK.match(s):
         return ParsedLocation("blank", raw)
 
@@ -169,12 +179,14 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
                               town=rest or None)
 
     # Comma parts: re-join stray commas, drop floor/door parts, remember a trailing town part.
-    parts = [p for p in _join_stray_commas([p.strip() for p in s.split(",") if p.strip()])
-             if not _FLOOR.match(p)]
+    # A last part of just four digits ('Vejnavn 12,6700') is the postcode, not a door.
+    joined = _join_stray_commas([p.strip() for p in s.split(",") if p.strip()])
+    parts = [p for i, p in enumerate(joined)
+             if not _FLOOR.match(p) or (0 < i == len(joined) - 1 and _POSTNR_ONLY.match(p))]
     s = ", ".join(parts)
     s, postnr, town = _split_postnr(s)
     parts = [p.strip() for p in s.split(",") if p.strip()]
-    if len(parts) > 1 and not re.search(r"\d", parts[-1]) and town is None:
+    if len(parts) > 1 and not _DIGIT.search(parts[-1]) and town is None:
         town = parts[-1]
         parts = parts[:-1]
     s = " ".join(parts)
@@ -189,7 +201,7 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
         s = (s[: near.start()] + " " + s[near.end():]).strip()
 
     lm = _LANDMARK_PREFIX.match(s)
-    if lm and not re.search(r"\d", lm.group("name") or ""):
+    if lm and not _DIGIT.search(lm.group("name") or ""):
         name, _ = _strip_stray(lm.group("name") or "")
         if not name or not _STREET_SUFFIX.search(simplify(name).replace(" ", "")):
             return ParsedLocation("landmark", raw, landmark=name or s, postnr=postnr, town=town)
@@ -200,7 +212,7 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
         kind = "town" if (postnr or town) else "blank"
         return ParsedLocation(kind, raw, postnr=postnr, town=town)
 
-    for splitter in _JUNCTION_SPLIT:
+    for splitter in _JUNCTION_SPLIT if _ANY_SPLIT.search(s) else ():
         pieces = [p for p in splitter.split(s) if p.strip()]
         if len(pieces) == 2:
             a, _ = _strip_stray(pieces[0])
@@ -230,8 +242,7 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
     if husnr is None and _is_town(street, towns):
         return ParsedLocation("town", raw, postnr=postnr, town=street)
     if husnr is not None:
-        kind = "house_near" if near or re.search(r"\b(ud\s*for|udfor|overfor|foran)\b",
-                                                   raw, re.IGNORECASE) else "address"
+        kind = "house_near" if near or _NEAR_WORD.search(raw) else "address"
         return ParsedLocation(kind, raw, street=street, husnr=husnr, letter=letter,
                               postnr=postnr, town=town)
     return ParsedLocation("street", raw, street=street, postnr=postnr, town=town,
