@@ -104,7 +104,7 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(synth):
     files_a = sorted(p.relative_to(a.out_dir) for p in a.out_dir.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b.out_dir) for p in b.out_dir.rglob("*") if p.is_file())
     assert files_a == files_b
-    assert len(files_a) == 5 + 5 + 4 + 2 * 5 + 2  # geodata, truth, police, ER per year, fix + copy
+    assert len(files_a) == 5 + 6 + 4 + 2 * 5 + 2 + 1  # geodata, truth, police, ER per year, fix + copy, plan
     for rel in files_a:
         assert (a.out_dir / rel).read_bytes() == (b.out_dir / rel).read_bytes(), rel
     assert a.counts == b.counts

@@ -530,3 +530,140 @@ def test_street_only_placements_do_not_make_junction_or_segment_hotspots():
         "WHERE junction_id = 'J2' AND period_type = 'window'"
     ).fetchone()
     assert n >= 9 and flag
+
+
+# --- observed versus expected (empirical Bayes) -------------------------------------------
+
+from scipy.stats import nbinom  # noqa: E402
+
+from skadestue.hotspots.expected import (  # noqa: E402
+    MIN_SITES, benjamini_hochberg, dispersion_k, eb_columns, fit_groups, gi_fdr, pool_small_groups,
+)
+
+
+def test_benjamini_hochberg_by_hand():
+    q = benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5]))
+    np.testing.assert_allclose(q, [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    # 8 hypotheses of which the other 4 had p = 1: every q doubles (capped at 1)
+    np.testing.assert_allclose(benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5]), 8), [0.08, 0.32 / 3, 0.32 / 3, 1.0])
+
+
+def test_gi_fdr_flags_only_clear_hot_cells():
+    z = np.array([5.0, 3.5, 2.9, -4.0, np.nan] + [0.0] * 95)   # 2.9: p = 0.0019, q = 0.062
+    q, hot = gi_fdr(z)
+    assert hot.tolist()[:5] == [True, True, False, False, False]
+    assert np.isnan(q[4]) and q[3] > 0.9
+
+
+def test_fit_groups_recovers_class_times_area_rates():
+    rate = {"A": 2.0, "B": 0.5}
+    factor = {"x": 1.0, "y": 3.0}
+    rows = [(c, a, n) for c in rate for a, n in zip(factor, (40, 25))]
+    groups = pd.DataFrame(rows, columns=["road_class", "area", "n_sites"])
+    groups["n_accidents"] = [n * rate[c] * factor[a] for c, a, n in rows]
+    np.testing.assert_allclose(fit_groups(groups), [rate[c] * factor[a] for c, a, _ in rows], rtol=1e-8)
+
+
+def test_dispersion_k_method_of_moments():
+    rng = np.random.default_rng(3)
+    mu, k, n = 4.0, 2.0, 40000
+    x = nbinom.rvs(k, k / (k + mu), size=n, random_state=rng)
+    groups = pd.DataFrame({"n_sites": [n], "n_sites_e2": [n]})
+    sites = pd.DataFrame({"mu": mu, "x": x[x > 0]})
+    assert dispersion_k(groups, np.array([mu]), sites) == pytest.approx(k, rel=0.1)
+    # Poisson counts: no over-dispersion
+    x = rng.poisson(mu, n)
+    assert dispersion_k(groups, np.array([mu]), pd.DataFrame({"mu": mu, "x": x[x > 0]})) > 50
+
+
+def test_eb_columns_by_hand():
+    sites = pd.DataFrame({"mu": [4.0, 4.0], "x": [10, 4], "score": [30.0, 4.0]})
+    out = eb_columns(sites, 2.0, n_hypotheses=2, rule_min=4)
+    # w = k / (k + mu) = 1/3: eb = 4/3 + 2/3 * 10 = 8
+    assert out.loc[0, "eb_accidents"] == pytest.approx(8.0)
+    assert out.loc[0, "excess_accidents"] == pytest.approx(4.0)
+    assert out.loc[0, "excess_score"] == pytest.approx(4.0 * 30 / 10)
+    assert out.loc[0, "excess_p"] == pytest.approx(nbinom.sf(9, 2.0, 2 / 6))
+    assert out.loc[1, "excess_accidents"] == pytest.approx(0.0)
+    assert out.loc[0, "obs_exp_ratio"] == pytest.approx(2.5)
+
+
+def test_pool_small_groups_widens_then_joins_the_nearest():
+    n_big, n_small = MIN_SITES, MIN_SITES // 2
+    keys = pd.DataFrame({"major": [6] * n_big + [3] * n_small + [3] * n_small + [4] * 3,
+                         "legs": [4] * n_big + [4] * n_small + [3] * n_small + [4] * 3})
+    fine = keys["major"].astype(str) + "/" + keys["legs"].astype(str)
+    coarse = keys["major"].astype(str)
+    out = pool_small_groups(keys, [fine, coarse], pd.Series(1.0, index=keys.index))
+    assert out[:n_big].eq("6/4").all()
+    assert out[n_big:n_big + 2 * n_small].eq("3").all()        # 3/4 and 3/3 together make a group
+    assert out[n_big + 2 * n_small:].eq("3").all()             # 4/4 (3 sites) joins the nearest: 3
+
+
+def _eb_warehouse() -> duckdb.DuckDBPyConnection:
+    """30 junctions of two distributor roads, each with 8-12 accidents over 2020-2024, and 30
+    residential junctions with 0-2; residential R7 has 7 injured cyclists, busy B0 has 14."""
+    con = connect(":memory:")
+    con.execute(GAZETTEER_DDL)
+    con.execute("INSERT INTO gazetteer.municipality VALUES ('0561', 'Esbjerg', ST_MakeEnvelope(460000, 6140000, 490000, 6160000))")
+    junctions, segments, casualties = [], [], []
+    d = dt.date
+    for i in range(60):
+        busy = i < 30
+        jid = f"B{i}" if busy else f"R{i - 30}"
+        x, y = 461000.0 + 400 * (i % 30), 6141000.0 + (0 if busy else 5000)
+        klasse = "Trafikvej-Fordeling" if busy else "Lokalvej-Tertiær"
+        junctions.append((jid, x, y))
+        for k, (dx, dy) in enumerate([(-100, 0), (100, 0), (0, -100), (0, 100)]):
+            road = "H" if dy == 0 else "V"
+            segments.append((f"{jid}-{k}", f"{road}{jid}", klasse, f"LINESTRING ({x} {y}, {x + dx} {y + dy})"))
+        n = [8, 9, 10, 11, 12][i % 5] if busy else [0, 1, 2][i % 3]
+        n = {"B0": 14, "R7": 7}.get(jid, n)
+        for k in range(n):
+            road_user = "cyclist" if jid == "R7" else "car"
+            casualties.append(_casualty(f"{jid}-c{k}", "police", f"U{jid}-{k}", d(2020 + k % 5, 12, 1 + k),
+                                        "0561", x + 3, y - 2, "serious" if jid == "R7" else "slight", road_user))
+    for jid, x, y in junctions:
+        con.execute("INSERT INTO gazetteer.junction (junction_id, kommunekode, x, y, vejnavne, vejkoder, n_roads) "
+                    "VALUES (?, '0561', ?, ?, ['A', 'B'], ['0001', '0002'], 2)",
+                    [jid, x, y])
+    for sid, vejkode, klasse, wkt in segments:
+        con.execute("INSERT INTO gazetteer.road_segment (segment_id, kommunekode, vejkode, vejnavn, vejklasse, "
+                    "startknude, slutknude, length_m, geom) VALUES (?, '0561', ?, NULL, ?, NULL, NULL, 100, "
+                    "ST_GeomFromText(?))", [sid, vejkode, klasse, wkt])
+    frame = pd.DataFrame(casualties)[CASUALTY_COLUMNS]
+    con.register("eb_casualty", frame)
+    con.execute("INSERT INTO core.casualty BY NAME SELECT * FROM eb_casualty")
+    con.unregister("eb_casualty")
+    return con
+
+
+def test_busy_junction_does_not_hide_a_small_one_with_many_cyclists():
+    con = _eb_warehouse()
+    build_hotspots(con, Settings(), as_of=AS_OF)
+    rows = con.execute(
+        "SELECT junction_id, road_class, n_accidents, score, expected_accidents, excess_accidents, excess_p, "
+        "excess_flag, rank_in_kommune FROM marts.hotspot_junction WHERE period_type = 'window' ORDER BY junction_id"
+    ).df().set_index("junction_id")
+    assert rows.loc["B0", "road_class"] == "Trafikvej-Fordeling / Trafikvej-Fordeling / 4+"
+    assert rows.loc["R7", "road_class"] == "Lokalvej-Tertiær / Lokalvej-Tertiær / 4+"
+    # comparable sites: the busy class averages 10.2 accidents (B0 counts 14), the quiet one 1.2
+    assert rows.loc["B0", "expected_accidents"] == pytest.approx((6 * 50 - 8 + 14) / 30)
+    assert rows.loc["R7", "expected_accidents"] == pytest.approx((10 * 3 - 1 + 7) / 30)
+    # by score the busy junction leads (14 slight vs 7 serious = 35); by excess the small one does
+    assert rows.loc["B0", "n_accidents"] > rows.loc["R7", "n_accidents"]
+    assert rows.loc["R7", "rank_in_kommune"] == 1 and bool(rows.loc["R7", "excess_flag"])
+    assert not bool(rows.loc["B0", "excess_flag"])
+    assert rows.loc["R7", "excess_p"] < 1e-3 < 0.05 < rows.loc["B0", "excess_p"]
+    # the counts vary less than Poisson within each class: no over-dispersion, so EB puts all
+    # weight on the class mean (excess 0) and the test of significance decides
+    assert rows["excess_accidents"].abs().max() < 1e-9
+    assert not rows.drop(index="R7")["excess_flag"].any()
+    model = con.execute(
+        "SELECT road_class, n_sites, n_accidents FROM marts.hotspot_expected_model "
+        "WHERE layer = 'hotspot_junction' AND period_start = DATE '2020-01-01' AND period_end = DATE '2024-12-31' "
+        "ORDER BY road_class"
+    ).fetchall()
+    assert model == [("Lokalvej-Tertiær / Lokalvej-Tertiær / 4+", 30.0, 36),
+                     ("Trafikvej-Fordeling / Trafikvej-Fordeling / 4+", 30.0, 306)]
+    con.close()

@@ -23,7 +23,7 @@ from skadestue.publish import writer
 from skadestue.publish.layers import COUNT_COLUMNS, ROAD_USER_COUNTS, SEVERITY_COUNTS, SOURCE_COUNTS
 from test_hotspots import AS_OF, make_warehouse
 
-LAYERS = ("hotspot_grid", "hotspot_junction", "hotspot_segment", "casualty_point")
+LAYERS = ("hotspot_grid", "hotspot_junction", "hotspot_segment", "casualty_point", "plan_coverage")
 HOTSPOTS = LAYERS[:3]
 
 
@@ -160,7 +160,7 @@ def test_lokalraad_planted_junction_suppression(published):
     assert j1.n_unknown == 0 and j1.n_cyclist == 3 and pd.isna(j1.n_pedestrian) and pd.isna(j1.n_car)
     assert bool(j1.suppressed) is True
     assert j1.suppressed_columns.split(",") == [
-        "n_killed", "n_serious", "n_pedestrian", "n_e_bike", "n_moped", "n_car", "score",
+        "n_killed", "n_serious", "n_pedestrian", "n_e_bike", "n_moped", "n_car", "score", "excess_score",
     ]
     assert j1.obs_exp_ratio > 1 and j1.rule_flag
 

@@ -8,7 +8,11 @@ truth they were drawn from (``out_dir/truth/*.parquet``, never in the inbox):
 - ``er_truth``: every delivered ER row -> its event, person, and police person if any;
 - ``police_truth``: every police person row -> its event (NULL for the uninjured);
 - ``police_accidents``: every police accident -> true place, whether X/Y were given/swapped;
-- ``hotspots``: the planted junction and stretch hotspots.
+- ``hotspots``: the planted junction and stretch hotspots;
+- ``busy_safe``: busy junctions with only the accidents expected for their kind (nothing
+  planted), which a good ranking must not put at the top;
+- apart from the truth, ``plan/trafiksikkerhedsplan.geojson``: a small traffic-safety plan
+  (measures with id, name, type, status, year) for ``skadestue plan import``.
 
 Deterministic for a seed (same bytes twice). No CPR number is written to the truth files.
 """
@@ -24,7 +28,8 @@ import pandas as pd
 import shapely
 
 from skadestue.demo import contacts, deliveries, events, gazetteer, police
-from skadestue.demo.towns import HOTSPOTS
+from skadestue.demo import plan as demo_plan
+from skadestue.demo.towns import BUSY_SAFE, HOTSPOTS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,8 @@ class DemoPaths:
     police_truth: Path
     police_accidents_truth: Path
     hotspots_truth: Path
+    busy_safe_truth: Path
+    plan_geojson: Path
     er_files: list[Path] = field(default_factory=list)
     police_files: list[Path] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -65,6 +72,7 @@ def _paths(out_dir: Path) -> DemoPaths:
         places_csv=geo / "stednavne.csv", truth_dir=truth, events_truth=truth / "events.parquet",
         er_truth=truth / "er_truth.parquet", police_truth=truth / "police_truth.parquet",
         police_accidents_truth=truth / "police_accidents.parquet", hotspots_truth=truth / "hotspots.parquet",
+        busy_safe_truth=truth / "busy_safe.parquet", plan_geojson=out_dir / "plan" / "trafiksikkerhedsplan.geojson",
     )
 
 
@@ -103,6 +111,24 @@ def _hotspot_truth(gaz: gazetteer.Gazetteer, ev: pd.DataFrame) -> pd.DataFrame:
             road_a=spec.roads[0], road_b=spec.roads[1] if len(spec.roads) > 1 else None,
             roundabout=spec.roundabout, length_m=length, wkt=wkt, n_events=len(mine),
             n_er_events=int(mine["in_er"].sum()), n_police_events=int(mine["police"].sum()),
+        ))
+    return pd.DataFrame(rows)
+
+
+def _busy_safe_truth(gaz: gazetteer.Gazetteer, ev: pd.DataFrame, radius_m: float = 30.0) -> pd.DataFrame:
+    """The busy-but-safe junctions with their traffic weight and true events within ``radius_m``."""
+    rows = []
+    j_all = gaz.junctions
+    for spec in BUSY_SAFE:
+        j = events.hotspot_junction(gaz, spec)
+        town = j_all[j_all["town"] == spec.town]
+        near = np.hypot(ev["x"] - j["x"], ev["y"] - j["y"]) <= radius_m
+        rows.append(dict(
+            name=spec.name, kind=spec.kind, kommunekode=j["kommunekode"], town=spec.town,
+            x=float(j["x"]), y=float(j["y"]), road_a=spec.roads[0], road_b=spec.roads[1],
+            roundabout=bool(j["roundabout"]), traffic=float(j["traffic"]),
+            town_median_traffic=float(town["traffic"].median()), n_events=int(near.sum()),
+            n_planted_events=int((ev.loc[near, "hotspot"] != "").sum()),
         ))
     return pd.DataFrame(rows)
 
@@ -207,9 +233,11 @@ def generate_demo(
         paths.police_truth: _police_truth(per),
         paths.police_accidents_truth: _police_accident_truth(p_acc),
         paths.hotspots_truth: hot,
+        paths.busy_safe_truth: _busy_safe_truth(gaz, ev),
     }
     for path, table in tables.items():
         table.to_parquet(path, index=False)
+    demo_plan.write_plan(gaz, paths.plan_geojson)
 
     counts = {
         "addresses": len(gaz.addresses), "road_segments": len(gaz.segments), "junctions": len(gaz.junctions),

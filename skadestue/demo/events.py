@@ -133,6 +133,21 @@ def _pick_in_town(rng: np.random.Generator, cand: pd.DataFrame, towns: np.ndarra
     return cand.iloc[pos.astype(int)]
 
 
+def _pick_weighted_in_town(rng: np.random.Generator, cand: pd.DataFrame, towns: np.ndarray,
+                           weight: str) -> pd.DataFrame:
+    """Like ``_pick_in_town``, with rows drawn in proportion to ``cand[weight]`` (one uniform
+    draw per pick, as there, so the random stream is the same)."""
+    cand = cand.sort_values("town", kind="stable").reset_index(drop=True)
+    w = cand[weight].to_numpy(dtype=float)
+    cum = np.cumsum(w)
+    bounds = cand.groupby("town").indices
+    lo = pd.Series({t: (cum[ix[0]] - w[ix[0]]) for t, ix in bounds.items()})
+    span = pd.Series({t: cum[ix[-1]] - (cum[ix[0]] - w[ix[0]]) for t, ix in bounds.items()})
+    target = lo.reindex(towns).to_numpy() + rng.random(len(towns)) * span.reindex(towns).to_numpy()
+    pos = np.minimum(np.searchsorted(cum, target, side="right"), len(cand) - 1)
+    return cand.iloc[pos]
+
+
 def _place_in_towns(gaz: Gazetteer, rng: np.random.Generator, loc: pd.DataFrame) -> None:
     """Junction, address and landmark accidents: a spot in a town picked by population."""
     towns = gaz.towns.set_index("name")
@@ -154,7 +169,8 @@ def _place_in_towns(gaz: Gazetteer, rng: np.random.Generator, loc: pd.DataFrame)
     loc.loc[m, "vejkode"] = a["vejkode"].to_numpy()
 
     m = kind == "junction"
-    _set_junction(loc, np.flatnonzero(m), _pick_in_town(rng, gaz.junctions, town[m]), rng, spread=6.0)
+    _set_junction(loc, np.flatnonzero(m), _pick_weighted_in_town(rng, gaz.junctions, town[m], "traffic"), rng,
+                  spread=6.0)
 
     m = kind == "landmark"
     lm = _pick_in_town(rng, gaz.landmarks, town[m])

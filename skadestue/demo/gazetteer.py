@@ -50,7 +50,7 @@ class Gazetteer:
     towns: pd.DataFrame  # name, kommunekode, postnr, postnrnavn, supplerendebynavn, x, y, weight
     segments: gpd.GeoDataFrame  # one row per block: KOMMUNEKODE, VEJKODE, VEJNAVN, nodes, ...
     addresses: pd.DataFrame  # DAWA columns + street_uid, s, cx, cy (centreline point), town
-    junctions: pd.DataFrame  # node_id, x, y, kommunekode, town, names, roundabout
+    junctions: pd.DataFrame  # node_id, x, y, kommunekode, town, names, roundabout, traffic
     streets: pd.DataFrame  # street_uid, name, town, kind, kommunekode, geometry (whole street)
     landmarks: pd.DataFrame  # name, town, kommunekode, postnr, x, y
     kommuner: gpd.GeoDataFrame  # KOMKODE, KOMNAVN, geometry (dissolved, EPSG:25832)
@@ -467,23 +467,46 @@ def _nearest_town(points: pd.DataFrame, towns: pd.DataFrame) -> pd.Series:
     return out
 
 
+#: How much traffic a road of each VEJKLASSE carries, relative to a residential street.
+CLASS_TRAFFIC = {"Trafikvej-Gennemfart": 4.0, "Trafikvej-Fordeling": 3.0, "Lokalvej-Primær": 1.8,
+                 "Lokalvej-Sekundær": 1.3, "Lokalvej-Tertiær": 1.0}
+
+
 def _junctions(segs: gpd.GeoDataFrame, net: _Network) -> pd.DataFrame:
-    """Nodes where at least two differently named streets meet."""
+    """Nodes where at least two differently named streets meet.
+
+    ``traffic``: how busy the junction is, from the classes of its two busiest roads
+    (w_major + w_minor - 1: 1 for two residential streets, 5 for two distributor roads);
+    background junction accidents are drawn in proportion to it within a town.
+    """
+    cols = ["VEJNAVN", "KOMMUNEKODE", "town", "VEJKLASSE"]
     ends = pd.concat([
-        segs[["STARTKNUDE", "VEJNAVN", "KOMMUNEKODE", "town"]].rename(columns={"STARTKNUDE": "node_id"}),
-        segs[["SLUTKNUDE", "VEJNAVN", "KOMMUNEKODE", "town"]].rename(columns={"SLUTKNUDE": "node_id"}),
+        segs[["STARTKNUDE", *cols]].rename(columns={"STARTKNUDE": "node_id"}),
+        segs[["SLUTKNUDE", *cols]].rename(columns={"SLUTKNUDE": "node_id"}),
     ])
+    ends["w"] = ends["VEJKLASSE"].map(CLASS_TRAFFIC).fillna(1.0)
+    road_w = ends.groupby(["node_id", "VEJNAVN"])["w"].max().sort_values(ascending=False, kind="stable")
+    top2 = road_w.groupby(level="node_id").head(2).groupby(level="node_id")
+    traffic = (top2.max() + top2.min() - 1.0).where(top2.size() >= 2, 1.0)
     grp = ends.groupby("node_id").agg(names=("VEJNAVN", lambda s: tuple(sorted(set(s)))),
                                       kommunekode=("KOMMUNEKODE", "first"), town=("town", "first"))
     grp = grp[grp["names"].map(len) >= 2].reset_index()
     xy = np.array([net.xy(int(n)) for n in grp["node_id"]])
     grp["x"], grp["y"] = xy[:, 0], xy[:, 1]
     grp["roundabout"] = grp["node_id"].isin(net.roundabout)
-    return grp[["node_id", "x", "y", "kommunekode", "town", "names", "roundabout"]]
+    grp["traffic"] = grp["node_id"].map(traffic).fillna(1.0).to_numpy()
+    return grp[["node_id", "x", "y", "kommunekode", "town", "names", "roundabout", "traffic"]]
 
 
-def _landmarks(junctions: pd.DataFrame, kommuner: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Landmarks placed next to the junction nearest their nominal spot."""
+#: A landmark sits this far off the middle of a block: far enough from every junction
+#: (> 60 m) and off the street, so its accidents (a car park, a hospital drive) do not make
+#: the neighbouring junction or road window look dangerous.
+LANDMARK_SETBACK_M = 38.0
+
+
+def _landmarks(junctions: pd.DataFrame, segs: gpd.GeoDataFrame, kommuner: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Landmarks set back from the middle of a block next to the junction nearest their
+    nominal spot (not at the junction itself)."""
     specs = {t.name: t for t in TOWNS}
     polys = dict(zip(kommuner["KOMKODE"], kommuner.geometry))
     rows = []
@@ -493,7 +516,15 @@ def _landmarks(junctions: pd.DataFrame, kommuner: gpd.GeoDataFrame) -> pd.DataFr
         cand = junctions[junctions["town"] == town]
         d = np.hypot(cand["x"] - (t.x + fx * half), cand["y"] - (t.y + fy * half))
         j = cand.loc[d.idxmin()]
-        x, y = j["x"] + 30.0, j["y"] + 25.0
+        blocks = segs[((segs["STARTKNUDE"] == j["node_id"]) | (segs["SLUTKNUDE"] == j["node_id"]))
+                      & (segs["kind"] == "grid")]
+        if blocks.empty:
+            continue
+        line = blocks.geometry.iloc[int(np.argmax(blocks.geometry.length.to_numpy()))]
+        mid, ahead = line.interpolate(0.5, normalized=True), line.interpolate(0.5 * line.length + 1.0)
+        tx, ty = ahead.x - mid.x, ahead.y - mid.y
+        norm = np.hypot(tx, ty) or 1.0
+        x, y = mid.x - LANDMARK_SETBACK_M * ty / norm, mid.y + LANDMARK_SETBACK_M * tx / norm
         if polys[t.kommunekode].contains(Point(x, y)):
             rows.append(dict(name=name, town=town, kommunekode=t.kommunekode, postnr=t.postnr, x=x, y=y))
     return pd.DataFrame(rows)
@@ -524,7 +555,7 @@ def build_gazetteer(seed: int, municipalities_geojson: Path | None = None) -> Ga
     log.info("demo gazetteer: %d segments, %d addresses, %d junctions", len(segs), len(addresses), len(junctions))
     return Gazetteer(
         towns=towns, segments=segs, addresses=addresses, junctions=junctions, streets=streets,
-        landmarks=_landmarks(junctions, kommuner), kommuner=kommuner, kommune_features=features,
+        landmarks=_landmarks(junctions, segs, kommuner), kommuner=kommuner, kommune_features=features,
         postcodes=_postcodes(kommuner),
     )
 

@@ -166,6 +166,15 @@ HOTSPOTS: tuple[HotspotSpec, ...] = (
 )
 
 
+#: Busy but safe: a roundabout of two distributor roads in the largest town. Nothing is
+#: planted there; it gets the background accidents of its traffic (more than most junctions
+#: of the kommune), i.e. about what comparable junctions get, and must NOT rank as a hotspot.
+BUSY_SAFE: tuple[HotspotSpec, ...] = (
+    HotspotSpec("Rundkørslen Ringvejen/Vardevej, Esbjerg", "busy_safe", "Esbjerg", (RING_NAME, "Vardevej"), 0,
+                roundabout=True),
+)
+
+
 def radial_name(road_name: str, to_town: str) -> str:
     """The name a rural road has where it leaves a town (route numbers become '<to>vej')."""
     return f"{to_town}vej" if road_name.startswith("Rute ") else road_name

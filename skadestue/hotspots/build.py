@@ -9,7 +9,11 @@ The heavy lifting is SQL in ``warehouse/queries/hotspot_*.sql`` over temp tables
 3. Statistics in numpy: Getis-Ord Gi* on the smallest grid (window period, n_accidents,
    whole region at once, so a cell split between two kommuner gets one value; the esda
    statistic computed vectorised, see grid.getis_ord_gi_star) and Poisson upper tails for
-   junctions. Larger grid cells and yearly rows keep gi_z/gi_p NULL.
+   junctions. Larger grid cells and yearly rows keep gi_z/gi_p NULL. gi_q/gi_hot: the
+   Benjamini-Hochberg false-discovery-rate correction over the cells tested.
+4. Observed versus expected for junctions and road windows (``expected.update_expected``):
+   empirical Bayes against comparable sites by road class, which also sets rank_in_kommune.
+5. ``marts.plan_coverage`` from the hotspots and ``plan.measure`` (skadestue.plan).
 
 Segments take every placed casualty within ``segment_snap_m`` of a street, junction
 casualties included: the stretch layer is a separate view of the same casualties, like the
@@ -20,16 +24,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
-from scipy.stats import poisson
 
 from skadestue.config import HotspotSettings, Settings
 from skadestue.db import query
+from skadestue.hotspots.expected import gi_fdr, update_expected
 from skadestue.hotspots.grid import getis_ord_gi_star, grid_size_table
 from skadestue.hotspots.periods import Period, analysis_periods
+from skadestue.plan.coverage import build_plan_coverage
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,11 @@ class HotspotReport:
     n_on_road: int = 0             # window casualties snapped to a street
     rows: dict[str, int] = field(default_factory=dict)
     gi_cells: int = 0
+    gi_hot_cells: int = 0
+    #: negative-binomial k of the observed-vs-expected model per layer part and period (None: Poisson)
+    dispersion: dict[str, float | None] = field(default_factory=dict)
+    #: marts.plan_coverage: hotspots, gaps (no measure within the buffer), measures done
+    plan: dict[str, int] = field(default_factory=dict)
 
 
 def build_hotspots(
@@ -67,7 +78,7 @@ def build_hotspots(
     periods = analysis_periods(con, hs.period_years, as_of)
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in MART_TABLES:
+        for table in (*MART_TABLES, "hotspot_expected_model", "plan_coverage"):
             con.execute(f"DELETE FROM marts.{table}")
         con.execute(query("hotspot_casualty_point"))
         report = HotspotReport(periods=periods)
@@ -76,9 +87,12 @@ def build_hotspots(
             _build_grid(con, hs)
             report.gi_cells = _update_gi_star(con, hs)
             _build_junctions(con, hs)
-            _update_poisson(con)
             _build_segments(con, hs)
+            report.dispersion = {
+                part: (round(k, 3) if math.isfinite(k) else None) for part, k in update_expected(con, hs).items()
+            }
             con.execute(query("hotspot_period_insert"))
+            report.plan = build_plan_coverage(con, settings)
         else:
             log.warning("core.casualty holds no full calendar year: hotspot layers left empty")
         _fill_report(con, report)
@@ -145,11 +159,12 @@ def _update_gi_star(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> int:
     if cells.empty:
         return 0
     gi = getis_ord_gi_star(cells, size, hs.gi_distance_m, hs.gi_permutations, hs.seed)
+    gi["gi_q"], gi["gi_hot"] = gi_fdr(gi["gi_z"].to_numpy())
     con.register("hs_gi", gi)
     try:
         con.execute(
             """
-            UPDATE marts.hotspot_grid AS t SET gi_z = g.gi_z, gi_p = g.gi_p
+            UPDATE marts.hotspot_grid AS t SET gi_z = g.gi_z, gi_p = g.gi_p, gi_q = g.gi_q, gi_hot = g.gi_hot
             FROM hs_gi AS g
             WHERE t.cell_id = g.cell_id AND t.period_type = 'window' AND t.cell_size_m = ?
             """,
@@ -165,29 +180,6 @@ def _build_junctions(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> Non
     con.execute(query("hotspot_junction_assign"), {"radius_m": hs.junction_radius_m})
     _count_units(con, hs, "SELECT junction_id AS unit_id, kommunekode, casualty_id FROM hs_junction_assign")
     con.execute(query("hotspot_junction_insert"), {"rule_min_accidents": hs.rule_min_accidents})
-
-
-def _update_poisson(con: duckdb.DuckDBPyConnection) -> None:
-    """poisson_p = P(X >= observed accidents), X ~ Poisson(expected), per junction row."""
-    rows = con.execute(
-        "SELECT junction_id, period_start, period_end, n_accidents, expected_accidents "
-        "FROM marts.hotspot_junction"
-    ).df()
-    if rows.empty:
-        return
-    rows["poisson_p"] = poisson.sf(rows["n_accidents"] - 1, rows["expected_accidents"])
-    con.register("hs_poisson", rows)
-    try:
-        con.execute(
-            """
-            UPDATE marts.hotspot_junction AS t SET poisson_p = p.poisson_p
-            FROM hs_poisson AS p
-            WHERE t.junction_id = p.junction_id
-              AND t.period_start = p.period_start AND t.period_end = p.period_end
-            """
-        )
-    finally:
-        con.unregister("hs_poisson")
 
 
 def _build_segments(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> None:
@@ -212,6 +204,7 @@ def _fill_report(con: duckdb.DuckDBPyConnection, report: HotspotReport) -> None:
     for table in MART_TABLES:
         report.rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
     report.n_casualties = report.rows["casualty_point"]
+    report.gi_hot_cells = con.execute("SELECT count(DISTINCT cell_id) FROM marts.hotspot_grid WHERE gi_hot").fetchone()[0]
     report.n_unplaced = con.execute(
         "SELECT count(*) FROM core.casualty WHERE x IS NULL OR y IS NULL"
     ).fetchone()[0]

@@ -5,8 +5,9 @@ with a value from 1 to k-1 is suppressed: set to NULL, the row flagged ``suppres
 the columns named in ``suppressed_columns``. Counts that add up (severity, road user and
 source counts each sum to ``n_casualties``) get complementary suppression, so a suppressed
 count cannot be recovered by subtraction. Derived values that would give a suppressed count
-back are suppressed with it: ``score`` (from the severity counts), ``obs_exp_ratio`` and
-``poisson_p`` (from ``n_accidents``). Rows built from police-known casualties only keep
+back are suppressed with it: ``score`` (from the severity counts), ``obs_exp_ratio``,
+``poisson_p``, ``eb_accidents``, ``excess_accidents``, ``excess_p`` and ``excess_q`` (from
+``n_accidents`` and the published ``expected_accidents``) and ``excess_score`` (both). Rows built from police-known casualties only keep
 their counts: those are the police's own registrations.
 """
 
@@ -24,6 +25,11 @@ DERIVED = {
     "score": SEVERITY_COUNTS,
     "obs_exp_ratio": ("n_accidents",),
     "poisson_p": ("n_accidents",),
+    "eb_accidents": ("n_accidents",),
+    "excess_accidents": ("n_accidents",),
+    "excess_p": ("n_accidents",),
+    "excess_q": ("n_accidents",),
+    "excess_score": ("n_accidents", *SEVERITY_COUNTS),
 }
 
 

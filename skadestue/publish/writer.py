@@ -177,8 +177,8 @@ def _layer_info(
             counts = (
                 f"Rows that include emergency-ward-only casualties (n_er_only > 0) show no count "
                 f"from 1 to {k - 1}: such counts are NULL with suppressed = true and the columns "
-                "named in suppressed_columns (complementary cells and score/obs_exp_ratio/"
-                "poisson_p too, so they cannot be recomputed)."
+                "named in suppressed_columns (complementary cells, score and the observed-vs-"
+                "expected values derived from them too, so they cannot be recomputed)."
             )
         else:
             counts = "Exact counts (road engineers' tier; not for wide sharing)."
