@@ -139,6 +139,24 @@ class PublishSettings(BaseModel):
     plan_buffer_m: float = 50.0
 
 
+class OpsSettings(BaseModel):
+    """Nightly operations: one run at a time, retries, the schedule."""
+
+    #: A second run waits this long for the running one to finish, then exits with a message
+    #: naming the holder (0: do not wait).
+    lock_wait_seconds: float = 900.0
+    #: A reader (e.g. ``skadestue status``) holding the warehouse file open: retry this long.
+    warehouse_busy_seconds: float = 60.0
+    #: Retries of the tasks that touch files (ingest, publish) on I/O errors, with
+    #: exponential back-off starting at retry_delay_seconds.
+    task_retries: int = 2
+    retry_delay_seconds: float = 30.0
+    #: The deployment's schedule (``skadestue serve``): cron in the given time zone.
+    schedule_cron: str = "0 2 * * *"
+    schedule_timezone: str = "Europe/Copenhagen"
+    deployment_name: str = "nightly"
+
+
 class Settings(BaseModel):
     inbox: Path = Path("data/inbox")
     warehouse: Path = Path("data/warehouse.duckdb")
@@ -156,6 +174,7 @@ class Settings(BaseModel):
     link: LinkSettings = Field(default_factory=LinkSettings)
     hotspot: HotspotSettings = Field(default_factory=HotspotSettings)
     publish: PublishSettings = Field(default_factory=PublishSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
     def require_pseudonym_key(self) -> bytes:
         """The HMAC key, or a clear error telling the operator how to set it."""

@@ -7,8 +7,14 @@ on a machine with no internet.
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
+import json
 import logging
+import os
 import re
+import socket
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -55,11 +61,16 @@ def connect(
     settings: Settings | None = None,
     read_only: bool = False,
     migrate_schema: bool = True,
+    busy_seconds: float = 0.0,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse (or any DuckDB file) with spatial loaded and the schema current."""
+    """Open the warehouse (or any DuckDB file) with spatial loaded and the schema current.
+
+    ``busy_seconds``: while another process holds the file (DuckDB allows one writing process,
+    or several read-only ones), retry for up to this long before raising.
+    """
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = _open(str(path), read_only, busy_seconds)
     if settings is not None:
         con.execute(f"SET threads={int(settings.duckdb_threads)}")
         con.execute(f"SET memory_limit='{settings.duckdb_memory_limit}'")
@@ -72,11 +83,123 @@ def connect(
 @contextmanager
 def warehouse(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Context manager: the warehouse of ``settings``, closed afterwards."""
-    con = connect(settings.warehouse, settings=settings, read_only=read_only)
+    con = connect(
+        settings.warehouse, settings=settings, read_only=read_only,
+        busy_seconds=0.0 if read_only else settings.ops.warehouse_busy_seconds,
+    )
     try:
         yield con
     finally:
         con.close()
+
+
+def _open(path: str, read_only: bool, busy_seconds: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, retried while another process holds the file's lock."""
+    deadline = time.monotonic() + busy_seconds
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            log.info("%s is held by another process; retrying", path)
+            time.sleep(0.5)
+
+
+# --- One run at a time ---------------------------------------------------------------------
+
+
+class RunLocked(RuntimeError):
+    """Another run holds the warehouse's run lock (the message names it)."""
+
+
+def lock_path(warehouse_path: Path | str) -> Path:
+    """The run-lock file next to the warehouse: ``warehouse.duckdb.lock``."""
+    return Path(f"{warehouse_path}.lock")
+
+
+def lock_holder(warehouse_path: Path | str) -> dict | None:
+    """Who holds the run lock now (pid, host, run_id, started_at, what), or None if free.
+
+    The kernel releases an flock when its process dies, so a killed run never looks alive.
+    """
+    path = lock_path(warehouse_path)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_holder(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_holder(holder: dict) -> str:
+    """'run 2024…-ab12cd (pid 4711 on host, started 2024-03-05T02:00:01)'."""
+    if not holder:
+        return "another process (no details in the lock file)"
+    return (f"{holder.get('what', 'run')} {holder.get('run_id') or ''} (pid {holder.get('pid')} on "
+            f"{holder.get('host')}, started {holder.get('started_at')})").replace("  ", " ")
+
+
+@contextmanager
+def run_lock(
+    warehouse_path: Path | str, *, wait_seconds: float = 0.0, run_id: str | None = None, what: str = "run"
+) -> Iterator[dict]:
+    """Hold the warehouse's exclusive run lock (``fcntl.flock`` on ``<warehouse>.lock``).
+
+    Waits up to ``wait_seconds`` for a running holder, then raises :class:`RunLocked` naming it.
+    The lock file records the holder (pid, host, run id, start time) for the waiting run and for
+    ``skadestue status``; a crashed holder's lock is released by the kernel, so a stale file never
+    blocks.
+    """
+    path = lock_path(warehouse_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + max(wait_seconds, 0.0)
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read_holder(path)
+                if time.monotonic() >= deadline:
+                    raise RunLocked(
+                        f"the warehouse {warehouse_path} is in use by {describe_holder(holder)}; "
+                        f"gave up after waiting {wait_seconds:g} s. Nothing was changed. Let that run "
+                        "finish (see `skadestue status`), or raise ops.lock_wait_seconds in skadestue.toml; "
+                        f"if pid {holder.get('pid')} is hung, stop it (kill {holder.get('pid')}) and run again."
+                    ) from None
+                if not announced:
+                    log.warning("waiting up to %g s for %s to finish", wait_seconds, describe_holder(holder))
+                    announced = True
+                time.sleep(0.2)
+        holder = {
+            "what": what, "run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+            "started_at": dt.datetime.now().isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode("utf-8"), 0)
+        try:
+            yield holder
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 _MIGRATION_RE = re.compile(r"^(\d{3})_[\w-]+\.sql$")

@@ -166,3 +166,40 @@ def test_geocoding_places_most_er_contacts(night):
     con.close()
     assert share > 0.6
     assert not math.isnan(share)
+
+
+def test_runs_are_recorded_with_their_stages_and_a_prefect_artifact(night):
+    """ops.run / ops.run_stage for both runs, and the `nightly-run` artifact on each flow run."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    con = duckdb.connect(str(night["settings"].warehouse), read_only=True)
+    runs = con.execute(
+        "SELECT run_id, status, flow_run_id, rows_read, rows_loaded, rows_quarantined, seconds, failed_stage "
+        "FROM ops.run ORDER BY started_at").fetchall()
+    stages = con.execute(
+        "SELECT run_id, list(stage ORDER BY seq), bool_and(status = 'succeeded'), bool_and(seconds > 0), "
+        "bool_and(peak_rss_mb > 0) FROM ops.run_stage GROUP BY run_id ORDER BY min(started_at)").fetchall()
+    con.close()
+    first, second = night["first"], night["second"]
+    assert [r[0] for r in runs] == [first["run_id"], second["run_id"]]
+    for r, s in zip(runs, (first, second)):
+        assert r[1] == "succeeded" and r[2] is not None and r[7] is None
+        assert (r[3], r[4], r[5]) == (s["rows_read"], s["rows_loaded"], s["rows_quarantined"])
+        assert r[6] > 0
+    assert runs[1][3] == 0  # nothing new the second night
+    expected = ["ingest", "validate_raw", "geocode", "validate_geocoded", "link", "validate_linked",
+                "hotspots", "validate_hotspots", "publish"]
+    assert [(s[0], s[1], s[2], s[3], s[4]) for s in stages] == [
+        (r[0], expected, True, True, True) for r in runs]
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["nightly-run"]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(r[2]) for r in runs])))
+    assert len(artifacts) == 2
+    first_md = next(a.data for a in artifacts if str(a.flow_run_id) == runs[0][2])
+    assert f"# Nightly run {first['run_id']}: succeeded" in first_md
+    assert "| publish | succeeded |" in first_md and f"| {first['rows_read']:,} |" in first_md
