@@ -182,6 +182,25 @@ def publish(paths: dict, run_id: str) -> dict:
     return out
 
 
+@task(name="render maps and reports", cache_policy=NO_CACHE)
+def render_maps(paths: dict, run_id: str) -> dict:
+    """The lokalråd maps and reports of the newest period. The layers are already published,
+    so a failure here is recorded (stage ``maps`` in ops.run_stage, the run's summary) and
+    logged, and the run still succeeds; the previous maps stay in place."""
+    from skadestue.maps import render_latest
+
+    settings = _settings(paths)
+    with db.warehouse(settings) as con:
+        try:
+            with ops.stage(con, run_id, "maps") as rec:
+                files = render_latest(settings, con, pdf=settings.publish.maps_pdf)
+                rec.rows = len(files)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.error("run %s: maps and reports failed (layers are published): %s", run_id, exc)
+            return {"error": str(exc)}
+    return {"files": len(files), "dir": str(Path(settings.publish_dir) / "maps")}
+
+
 @task(name="finish run", cache_policy=NO_CACHE)
 def finish_run(
     paths: dict, run_id: str, status: str, stages: dict, message: str | None = None,
@@ -237,6 +256,9 @@ def run_nightly(
     }
     settings = _settings(paths)
     settings.require_pseudonym_key()
+    from skadestue.quality import prewarm
+
+    prewarm()  # the GX import (seconds) overlaps with ingest instead of delaying the first gate
     run_id = run_id or ops.new_run_id()
     call = _caller(settings, use_prefect)
     with db.run_lock(settings.warehouse, wait_seconds=settings.ops.lock_wait_seconds, run_id=run_id,
@@ -266,6 +288,9 @@ def run_nightly(
                 )
             current = "publish"
             stages["publish"] = call(publish, paths, run_id)
+            if settings.publish.maps:
+                current = "maps"
+                stages["maps"] = call(render_maps, paths, run_id)
         except Exception as exc:
             message = f"stage {current} failed: {exc}"
             if current == "ingest":
@@ -291,7 +316,8 @@ def nightly(
     config: str | None = None,
     run_id: str | None = None,
 ) -> dict:
-    """Ingest → validate → geocode → validate → link → validate → hotspots → validate → publish."""
+    """Ingest → validate → geocode → validate → link → validate → hotspots → validate → publish
+    → maps and reports."""
     from prefect.runtime import flow_run
 
     return run_nightly(

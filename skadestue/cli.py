@@ -84,7 +84,7 @@ def run(
     ),
     verbose: bool = False,
 ) -> None:
-    """One nightly run: ingest, geocode, link, validate, hotspots, publish (one run at a time).
+    """One nightly run: ingest, geocode, link, validate, hotspots, publish, maps (one run at a time).
 
     Exit status: 0 done, 1 failed (the stage and file are printed and kept in ops.run),
     2 not configured, 75 another run holds the warehouse (nothing was changed).
@@ -358,6 +358,11 @@ def print_summary(summary: dict, settings) -> None:
     console.print(f"Warehouse:        {settings.warehouse}")
     console.print(f"Published layers: {settings.publish_dir}")
     console.print(f"Quality report:   {settings.quality_dir / 'index.html'} (Great Expectations Data Docs)")
+    maps = summary.get("stages", {}).get("maps") or {}
+    if maps.get("files"):
+        console.print(f"Maps and reports: {maps['dir']} ({maps['files']} files, lokalråd tier)")
+    elif maps.get("error"):
+        console.print(f"[yellow]Maps and reports failed[/yellow] (layers are published): {maps['error']}")
 
 
 from skadestue.maps.cli import register as _register_maps  # noqa: E402

@@ -137,6 +137,10 @@ class PublishSettings(BaseModel):
     #: Disclosure control for the lokalråd tier: ER-derived counts 1..k-1 are suppressed.
     suppression_k: int = 3
     plan_buffer_m: float = 50.0
+    #: After publication, render the lokalråd maps and reports of the newest period into
+    #: ``<publish_dir>/maps`` (PDFs need Chromium; without it the reports are HTML only).
+    maps: bool = True
+    maps_pdf: bool = True
 
 
 class OpsSettings(BaseModel):

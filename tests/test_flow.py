@@ -191,7 +191,7 @@ def test_runs_are_recorded_with_their_stages_and_a_prefect_artifact(night):
         assert r[6] > 0
     assert runs[1][3] == 0  # nothing new the second night
     expected = ["ingest", "validate_raw", "geocode", "validate_geocoded", "link", "validate_linked",
-                "hotspots", "validate_hotspots", "publish"]
+                "hotspots", "validate_hotspots", "publish", "maps"]
     assert [(s[0], s[1], s[2], s[3], s[4]) for s in stages] == [
         (r[0], expected, True, True, True) for r in runs]
 
@@ -203,3 +203,17 @@ def test_runs_are_recorded_with_their_stages_and_a_prefect_artifact(night):
     first_md = next(a.data for a in artifacts if str(a.flow_run_id) == runs[0][2])
     assert f"# Nightly run {first['run_id']}: succeeded" in first_md
     assert "| publish | succeeded |" in first_md and f"| {first['rows_read']:,} |" in first_md
+
+
+def test_nightly_run_renders_the_maps_and_reports_of_the_newest_period(night):
+    """Issue 8: the flow writes every kommune's map and annual report into publish/maps/."""
+    maps = Path(night["settings"].publish_dir) / "maps"
+    pngs = sorted(maps.glob("kort_*.png"))
+    assert {p.name.split("_")[1] for p in pngs} == {
+        "0561", "0563", "0510", "0540", "0550", "0573", "0575", "0580"}, [p.name for p in maps.iterdir()]
+    for png in pngs:
+        assert png.with_suffix(".html").stat().st_size > 10_000
+    reports = sorted(maps.glob("trafikanalyse_*.html"))
+    assert len(reports) == 8
+    assert len(list(maps.glob("kredsraad_*H2.html"))) == 1
+    assert not list(Path(night["settings"].publish_dir).glob(".maps-*"))

@@ -54,15 +54,18 @@ def _night(template: Path, name: str) -> dict:
             "publish_dir": str(base / "publish"), "quality_dir": str(base / "quality")}
 
 
-def _config(night: dict, lock_wait: float) -> str:
+def _config(night: dict, lock_wait: float = 900) -> str:
+    """Settings of the driven runs; the maps (tested in test_maps/test_flow) are left out to keep
+    the many runs of this module short."""
     path = Path(night["warehouse"]).parent / f"skadestue_{lock_wait:g}.toml"
-    path.write_text(f"[ops]\nlock_wait_seconds = {lock_wait}\n")
+    path.write_text(f"[ops]\nlock_wait_seconds = {lock_wait}\n\n[publish]\nmaps = false\n")
     return str(path)
 
 
 def _args(night: dict, crash: str | None = None, config: str | None = None, run_id: str | None = None) -> list:
     args = [sys.executable, str(DRIVER), night["inbox"], night["warehouse"], night["publish_dir"],
             night["quality_dir"]]
+    config = config or _config(night)
     for opt, value in (("--crash", crash), ("--config", config), ("--run-id", run_id)):
         if value:
             args += [opt, value]

@@ -161,7 +161,7 @@ def test_served_deployment_runs_on_a_real_prefect_server(tmp_path, demo_setup):
     assert status == "succeeded" and flow_run_id == result["flow_run_id"]
     assert read > 300 and read == accounted
     assert stages == ["ingest", "validate_raw", "geocode", "validate_geocoded", "link", "validate_linked",
-                      "hotspots", "validate_hotspots", "publish"]
+                      "hotspots", "validate_hotspots", "publish", "maps"]
     assert deliveries >= 10 and casualties > 300
     manifest = json.loads((settings.publish_dir / "manifest.json").read_text())
     assert manifest["run_id"] and manifest["layer_rows"]["casualty_point"] == casualties

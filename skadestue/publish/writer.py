@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ def publish_layers(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: s
     staging.mkdir(parents=True)
     try:
         report = _build(con, settings, run_id, staging)
+        _keep_maps(target, staging)
         _swap(staging, target, run_id)
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
@@ -265,6 +267,14 @@ def _write_manifest(out: Path, report: PublishReport, published_at: dt.datetime)
         "suppressed_rows": report.suppressed_rows,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def _keep_maps(target: Path, new: Path) -> None:
+    """Carry the last maps and reports (``maps/``, rendered after publication) into the new
+    folder as hard links, so they stay readable until the next rendering replaces them."""
+    maps = target / "maps"
+    if maps.is_dir():
+        shutil.copytree(maps, new / "maps", copy_function=os.link)
 
 
 def _swap(new: Path, target: Path, run_id: str) -> None:
