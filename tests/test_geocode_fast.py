@@ -159,3 +159,54 @@ def test_same_name_twice_close_by_and_number_on_one_street_only():
     assert r.loc[6, "quality"] == "A"
     assert r.loc[7, "method"] == "nearest_number"
     con.close()
+
+
+def test_batched_fuzzy_equals_per_name_fuzzy(national):
+    """prefill_fuzzy (one rapidfuzz cdist per scope, numpy-built scope keys) gives the very
+    answer of _fuzzy (extract per name) for typos, ties, short names, unknown names, in the
+    whole country, a kommune and a postcode."""
+    import random
+
+    from skadestue.geocode.normalise import compact
+    _, gaz, _ = national
+    s = Settings().geocode
+    rng = random.Random(7)
+    keys = sorted(set(gaz.col["key_b"]))
+    queries = set()
+    for k in rng.sample(keys, 400):
+        i = rng.randrange(len(k))
+        queries |= {k[:i] + k[i + 1:],                                 # dropped letter
+                    k[:i] + rng.choice("aeiknrst") + k[i + 1:],         # wrong letter
+                    k[:i] + k[i + 1:i + 2] + k[i:i + 1] + k[i + 2:],    # swapped letters
+                    k + "x", k[:4], compact("zzq" + k)}                 # longer, short, none
+    kom = sorted(gaz.by_kommune)[3]
+    postnr = sorted(gaz.by_postnr)[5]
+    scopes = [("everywhere", None), (f"kommune {kom}", gaz.by_kommune[kom]),
+              (f"postnr {postnr}", gaz.by_postnr[postnr])]
+    answers = {"match": 0, "str": 0, "none": 0}
+    for label, scope in scopes:
+        gaz.prefill_fuzzy({(q, label): scope for q in queries if q}, s)
+        for q in sorted(x for x in queries if x):
+            want = gaz._fuzzy(q, label, scope, s)
+            assert gaz._batch_cache[(q, label)] == want, (q, label)
+            answers["match" if want is not None and not isinstance(want, str)
+                    else "str" if want else "none"] += 1
+    # the comparison covered every kind of answer
+    assert answers["match"] >= 1000 and answers["str"] >= 10 and answers["none"] >= 1000, answers
+
+
+@pytest.mark.parametrize("text, kind, street, street2, husnr, km", [
+    # the parser's literal pre-checks must not hide upper-case or unusual splitters
+    ("Rute 11 KM 23", "road_km", None, None, None, 23.0),
+    ("Vestervej OG Søndergade", "junction", "Vestervej", "Søndergade", None, None),
+    ("Vestervej MOD Søndergade", "junction", "Vestervej", "Søndergade", None, None),
+    ("Vestervej X Søndergade", "junction", "Vestervej", "Søndergade", None, None),
+    ("Vestervej \u2013 Søndergade", "junction", "Vestervej", "Søndergade", None, None),
+    ("Vestervej & Søndergade", "junction", "Vestervej", "Søndergade", None, None),
+    ("Vestervej UDFOR NR. 12", "house_near", "Vestervej", None, 12, None),
+    ("Vestervej Nummer 7", "address", "Vestervej", None, 7, None),
+    ("Vestervej 12", "address", "Vestervej", None, 12, None),
+])
+def test_parser_pre_checks_keep_every_phrasing(text, kind, street, street2, husnr, km):
+    p = parse_location(text)
+    assert (p.kind, p.street, p.street2, p.husnr, p.km) == (kind, street, street2, husnr, km)

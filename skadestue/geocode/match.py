@@ -21,7 +21,9 @@ first search area and whose number exists are answered for a whole batch at once
 dict look-ups; house numbers are slices of one sorted numpy array per column (strings as
 category codes); the fuzzy fallback runs rapidfuzz ``ratio`` only over the scope's names whose
 length can reach the cut-off, and is cached per (name, scope); big batches are split over
-forked workers.
+forked workers. In the fast path the fuzzy look-ups a batch needs in its first search areas are
+done up front, one ``rapidfuzz.process.cdist`` per area over keys built with numpy
+(:meth:`Gazetteer.prefill_fuzzy`, same answers as :meth:`Gazetteer._fuzzy`, tested).
 """
 
 from __future__ import annotations
@@ -80,6 +82,26 @@ def _none(reason: str) -> MatchResult:
 def _a_key(name: str) -> str:
     """Exact-match key: case/punctuation only (leading stray words dropped)."""
     return strip_stray_words(simplify(name))
+
+
+def _length_window(n: int, min_ratio: float) -> tuple[int, int]:
+    """Key lengths (lo, hi) that can reach ``min_ratio`` (ratio = 2 * matches / total length)
+    with an n-letter key; one slip always stays in reach."""
+    lo, hi = int(n * min_ratio / (2 - min_ratio)), int(n * (2 - min_ratio) / min_ratio) + 1
+    return min(lo, n - 1), max(hi, n + 1)
+
+
+class _ScopeChoices:
+    """Folded key -> street positions (ascending) inside one scope, looked up on demand."""
+
+    def __init__(self, pos: np.ndarray, codes: np.ndarray, code_of: dict[str, int]) -> None:
+        self._pos, self._codes, self._code_of = pos, codes, code_of
+
+    def __getitem__(self, key: str) -> list[int]:
+        return self._pos[self._codes == self._code_of[key]].tolist()
+
+    def __bool__(self) -> bool:
+        return len(self._pos) > 0
 
 
 @dataclass
@@ -191,6 +213,14 @@ class Gazetteer:
     _fuzzy_cache: dict = field(default_factory=dict)
     _choices_cache: dict = field(default_factory=dict)
     _choice_keys: dict = field(default_factory=dict)
+    _choices_by_scope: dict = field(default_factory=dict)
+    _keys_by_length: dict = field(default_factory=dict)
+    _kb_codes: tuple | None = None
+    #: Fuzzy look-ups through :meth:`prefill_fuzzy` (cdist over numpy-built scope keys) rather
+    #: than :meth:`_fuzzy`; same answers. Set by the fast path while it runs.
+    batch_fuzzy: bool = False
+    #: The fuzzy answers found by prefill_fuzzy (kept apart from _fuzzy's, so tests compare both).
+    _batch_cache: dict = field(default_factory=dict)
     _town_prefix: dict = field(default_factory=dict)
     _keys_by_len: dict = field(default_factory=dict)
     _keys_window: dict = field(default_factory=dict)
@@ -295,11 +325,16 @@ class Gazetteer:
     def _choices(self, scope_label: str, scope: set[int] | None) -> dict[str, list[int]]:
         """Folded key -> street positions, within a scope (cached per scope label)."""
         if scope_label not in self._choices_cache:
-            keys: dict[str, list[int]] = defaultdict(list)
-            for i in (range(len(self.streets)) if scope is None else sorted(scope)):
-                keys[self.col["key_b"][i]].append(i)
-            self._choices_cache[scope_label] = dict(keys)
-            self._choice_keys[scope_label] = list(keys)
+            # labels differing only in spelling ('town Ribe', 'town RIBE') share one scope set
+            shared = self._choices_by_scope.get(id(scope))
+            if shared is None or shared[0] is not scope:
+                keys: dict[str, list[int]] = defaultdict(list)
+                kb = self.col["key_b"]
+                for i in (range(len(self.streets)) if scope is None else sorted(scope)):
+                    keys[kb[i]].append(i)
+                shared = self._choices_by_scope[id(scope)] = (scope, dict(keys), list(keys))
+            self._choices_cache[scope_label] = shared[1]
+            self._choice_keys[scope_label] = shared[2]
         return self._choices_cache[scope_label]
 
     def resolve_name(self, name: str, scope_label: str, scope: set[int] | None,
@@ -317,6 +352,10 @@ class Gazetteer:
         if folded:
             return NameMatch(folded, "B", "spelling/abbreviation")
         key = (kb, scope_label)
+        if self.batch_fuzzy:
+            if key not in self._batch_cache:
+                self.prefill_fuzzy({key: scope}, settings)
+            return self._batch_cache[key]
         if key not in self._fuzzy_cache:
             self._fuzzy_cache[key] = self._fuzzy(kb, scope_label, scope, settings)
         return self._fuzzy_cache[key]
@@ -330,8 +369,7 @@ class Gazetteer:
             for k in self._choice_keys[scope_label]:
                 by_len[len(k)].append(k)
             self._keys_by_len[scope_label] = by_len
-        lo, hi = int(n * min_ratio / (2 - min_ratio)), int(n * (2 - min_ratio) / min_ratio) + 1
-        lo, hi = min(lo, n - 1), max(hi, n + 1)        # one slip always stays in reach
+        lo, hi = _length_window(n, min_ratio)
         key = (scope_label, lo, hi)
         if key not in self._keys_window:
             self._keys_window[key] = [k for m in range(lo, hi + 1) for k in by_len.get(m, ())]
@@ -345,9 +383,15 @@ class Gazetteer:
         cutoff = settings.fuzzy_min_score - settings.fuzzy_margin
         keys = self._keys_near_length(scope_label, len(kb), cutoff / 100)
         hits = process.extract(kb, keys, scorer=fuzz.ratio, limit=3, score_cutoff=cutoff)
+        return self._fuzzy_decide(kb, hits, choices, settings, lambda: keys)
+
+    def _fuzzy_decide(self, kb: str, hits: list, choices, settings: GeocodeSettings,
+                      window) -> NameMatch | str | None:
+        """The fuzzy answer from the best (key, ratio, _) hits, best first; ``window()``
+        gives the scope's keys within reach of ``kb``'s length (for the transposition test)."""
         hits = [h for h in hits if Levenshtein.distance(kb, h[0]) <= max(3, len(kb) // 3)]
         if not hits or hits[0][1] < settings.fuzzy_min_score:
-            return self._transposition(kb, choices, keys)
+            return self._transposition(kb, choices, window())
         best, score, _ = hits[0]
         if len(hits) > 1 and score - hits[1][1] < settings.fuzzy_margin:
             a = self.col["vejnavn"][choices[best][0]]
@@ -358,6 +402,70 @@ class Gazetteer:
         if any(c.isdigit() for c in kb) and not any(c.isdigit() for c in best):
             level = "C"     # leftover numbers (floor, door) in the text: not a safe match
         return NameMatch(choices[best], level, f"typo (edit distance {dist})")
+
+    def prefill_fuzzy(self, queries: dict[tuple[str, str], set[int] | None],
+                      settings: GeocodeSettings, block: int = 256) -> None:
+        """Fill the fuzzy cache for many (folded key, scope label) at once: one
+        ``process.cdist`` per scope (choices converted once, not per text), then the same
+        decision as :meth:`_fuzzy` on the same best three hits in the same order (score, then
+        the position in the scope's keys sorted by length, as ``_keys_near_length`` lists
+        them). ``queries`` maps (key, label) to the scope's street positions."""
+        cutoff = settings.fuzzy_min_score - settings.fuzzy_margin
+        by_label: dict[str, list[str]] = defaultdict(list)
+        scope_of: dict[str, set[int] | None] = {}
+        for (kb, label), scope in queries.items():
+            if (kb, label) not in self._batch_cache:
+                by_label[label].append(kb)
+                scope_of[label] = scope
+        for label, kbs in by_label.items():
+            choices, keys, lens = self._scope_keys(scope_of[label])
+            if not choices:
+                for kb in kbs:
+                    self._batch_cache[(kb, label)] = None
+                continue
+
+            def window(n: int, keys=keys, lens=lens) -> list[str]:
+                lo, hi = _length_window(n, cutoff / 100)
+                return keys[np.searchsorted(lens, lo, "left"):np.searchsorted(lens, hi, "right")]
+
+            for b in range(0, len(kbs), block):
+                part = kbs[b:b + block]
+                scores = process.cdist(part, keys, scorer=fuzz.ratio, score_cutoff=cutoff,
+                                       dtype=np.float64)
+                for kb, row in zip(part, scores):
+                    idx = np.flatnonzero(row >= cutoff)
+                    if len(idx) > 3:
+                        order = np.lexsort((idx, -row[idx]))[:3]
+                        idx = idx[order]
+                    else:
+                        idx = idx[np.lexsort((idx, -row[idx]))]
+                    hits = [(keys[k], float(row[k]), k) for k in idx.tolist()]
+                    self._batch_cache[(kb, label)] = self._fuzzy_decide(
+                        kb, hits, choices, settings, lambda kb=kb, w=window: w(len(kb)))
+
+    def _scope_keys(self, scope: set[int] | None) -> tuple["_ScopeChoices", list[str], np.ndarray]:
+        """A scope's folded keys as :meth:`_choices` has them, but built with numpy: (key ->
+        street positions, lazily; the keys sorted by length, ties in first-occurrence order as
+        :meth:`_keys_near_length` lists them; their lengths). Cached per scope set."""
+        hit = self._keys_by_length.get(id(scope))
+        if hit is not None and hit[0] is scope:
+            return hit[1]
+        if self._kb_codes is None:
+            codes, uniq = pd.factorize(pd.Series(self.col["key_b"], dtype=object), sort=False)
+            uniq = np.asarray(uniq, dtype=object)
+            self._kb_codes = (codes.astype(np.int64), uniq,
+                              np.fromiter(map(len, uniq), np.int64, len(uniq)),
+                              {k: i for i, k in enumerate(uniq.tolist())})
+        codes, uniq, ulen, code_of = self._kb_codes
+        pos = (np.arange(len(codes), dtype=np.int64) if scope is None
+               else np.sort(np.fromiter(scope, np.int64, len(scope))))
+        c = codes[pos]
+        u, first = np.unique(c, return_index=True)
+        u = u[np.argsort(first, kind="stable")]             # first occurrence, as the dict
+        u = u[np.argsort(ulen[u], kind="stable")]           # then by length, stably
+        out = (_ScopeChoices(pos, c, code_of), uniq[u].tolist(), ulen[u])
+        self._keys_by_length[id(scope)] = (scope, out)
+        return out
 
     @staticmethod
     def _transposition(kb: str, choices: dict[str, list[int]], keys: list[str]) -> NameMatch | None:
@@ -601,6 +709,30 @@ def _row(text: str, hint: str, r: MatchResult) -> tuple:
             r.matched, r.reason)
 
 
+def _prefill_fuzzy(gaz: Gazetteer, todo: list[tuple[ParsedLocation, str]],
+                   settings: GeocodeSettings) -> None:
+    """Warm the fuzzy cache for the street names that :func:`match_parsed` will look up
+    fuzzily in their first search area (no exact or folded hit there), in one batch per
+    area (:meth:`Gazetteer.prefill_fuzzy`). Only a cache: the answers do not change."""
+    queries: dict[tuple[str, str], set[int] | None] = {}
+    for p, hint in todo:
+        if p.kind not in ("address", "house_near", "street", "junction"):
+            continue
+        label, scope, _ = gaz.scopes(p, hint)[0]
+        for name in (p.street, p.street2 if p.kind == "junction" else None):
+            if not name:
+                continue
+            kb = compact(name)
+            if not kb or (kb, label) in queries or (kb, label) in gaz._batch_cache:
+                continue
+            if any(scope is None or i in scope
+                   for i in (*gaz.by_a.get(_a_key(name), ()), *gaz.by_b.get(kb, ()))):
+                continue
+            queries[(kb, label)] = scope
+    if queries:
+        gaz.prefill_fuzzy(queries, settings)
+
+
 def _match_pairs(gaz: Gazetteer, pairs: list[tuple[str, str]], settings: GeocodeSettings,
                  towns: frozenset[str] | set[str], fast: bool = True) -> list[tuple]:
     """Parse and match (text, hint) pairs: one result row per pair.
@@ -623,21 +755,32 @@ def _match_pairs(gaz: Gazetteer, pairs: list[tuple[str, str]], settings: Geocode
         except Exception:
             log.exception("fast geocoding path failed; matching this batch text by text")
             answered = {}
-    rows = []
-    for j, (text, hint) in enumerate(pairs):
-        hit = answered.get(j)
-        if hit is not None:
-            rows.append((text, hint, *hit))
-            continue
-        p = parsed[j]
+    if fast:
+        gaz.batch_fuzzy = True
         try:
-            if isinstance(p, Exception):
-                raise p
-            r = match_parsed(gaz, p, hint, settings)
-        except Exception as exc:  # one odd text must not stop the night's run
-            log.exception("geocoding failed for one text (kommune hint %r)", hint)
-            r = _none(f"geocoder error: {type(exc).__name__}")
-        rows.append(_row(text, hint, r))
+            _prefill_fuzzy(gaz, [(p, pairs[j][1]) for j, p in enumerate(parsed)
+                                 if j not in answered and isinstance(p, ParsedLocation)], settings)
+        except Exception:
+            log.exception("batched fuzzy look-up failed; matching this batch text by text")
+            gaz.batch_fuzzy = False
+    try:
+        rows = []
+        for j, (text, hint) in enumerate(pairs):
+            hit = answered.get(j)
+            if hit is not None:
+                rows.append((text, hint, *hit))
+                continue
+            p = parsed[j]
+            try:
+                if isinstance(p, Exception):
+                    raise p
+                r = match_parsed(gaz, p, hint, settings)
+            except Exception as exc:  # one odd text must not stop the night's run
+                log.exception("geocoding failed for one text (kommune hint %r)", hint)
+                r = _none(f"geocoder error: {type(exc).__name__}")
+            rows.append(_row(text, hint, r))
+    finally:
+        gaz.batch_fuzzy = False
     return rows
 
 
@@ -697,5 +840,7 @@ def geocode_frame(gaz: Gazetteer, texts: pd.DataFrame, settings: GeocodeSettings
     else:
         rows = _match_pairs(gaz, pairs, settings, towns, fast)
     result = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    out = df.reset_index().merge(result, on=["location_text", "kommunekode_hint"], how="left")
-    return out.set_index(out.columns[0]).rename_axis(texts.index.name)[RESULT_COLUMNS]
+    # rows come back in the order of ``distinct``: its first-appearance numbering maps them back
+    codes = df.groupby(["location_text", "kommunekode_hint"], sort=False).ngroup().to_numpy()
+    out = result.iloc[codes].set_axis(df.index)
+    return out.rename_axis(texts.index.name)[RESULT_COLUMNS]

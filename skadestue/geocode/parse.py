@@ -101,6 +101,15 @@ class ParsedLocation:
     connector: str | None = None
 
 
+def _may_split(s: str) -> bool:
+    """False when no junction splitter can match (none of their literals occurs)."""
+    low = s.lower()
+    return any(w in low for w in _SPLIT_LITERALS)
+
+
+_SPLIT_LITERALS = ("/", "&", "og", "-", "\u2013", "x", "mod")
+
+
 def _strip_stray(part: str) -> tuple[str, bool]:
     """Drop leading stray words; also say whether a junction word was among them."""
     words = part.strip(" ,").split()
@@ -169,7 +178,8 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
     if not s or _BLANK.match(s):
         return ParsedLocation("blank", raw)
 
-    km = _KM.search(s)
+    # Cheap literal pre-checks skip regexes that cannot match (a regex needs its literal).
+    km = _KM.search(s) if "km" in s.lower() else None
     road = _ROAD.search(s) or (_LANDEVEJ_NR.search(s) if km else None)
     if road:
         rest = _LANDEVEJ_NR.sub(" ", _ROAD.sub(" ", _KM.sub(" ", s)))
@@ -193,7 +203,8 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
     if town:
         town = _strip_stray(town)[0] or None
 
-    near = _NEAR_NUMBER.search(s)
+    low = s.lower()
+    near = _NEAR_NUMBER.search(s) if "nr" in low or "nummer" in low else None
     husnr_near: int | None = None
     letter_near = ""
     if near:
@@ -212,7 +223,7 @@ def parse_location(text: object, towns: Collection[str] | None = None) -> Parsed
         kind = "town" if (postnr or town) else "blank"
         return ParsedLocation(kind, raw, postnr=postnr, town=town)
 
-    for splitter in _JUNCTION_SPLIT if _ANY_SPLIT.search(s) else ():
+    for splitter in _JUNCTION_SPLIT if _may_split(s) and _ANY_SPLIT.search(s) else ():
         pieces = [p for p in splitter.split(s) if p.strip()]
         if len(pieces) == 2:
             a, _ = _strip_stray(pieces[0])
