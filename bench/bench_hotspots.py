@@ -4,7 +4,8 @@
    between them, 98 kommuner) and 1,000,000 casualties over ten years (2015-2024), written
    straight into a warehouse file; then ``build_hotspots`` (every layer: 100 m / 1 km grid
    with Gi* and FDR, junctions, 100 / 500 m road windows, observed vs expected, plan join)
-   runs in a fresh process: wall time, CPU time and peak RSS of that process.
+   runs in a fresh process: wall time, CPU time and peak RSS of that process, and the wall
+   and CPU seconds of each stage of the build (``HotspotReport.timings``).
 2. Plain way, smaller: the same kind of casualties in one region; grid counts and Gi* the
    plain way (a geopandas grid of every 100 m cell in the extent, ``sjoin`` of the points,
    ``esda.G_Local`` with distance-band weights and permutations on the full frame) beside
@@ -202,6 +203,7 @@ def phase_build(path: str) -> None:
 
     settings = Settings()
     con = connect(path, settings=settings)
+    con.execute("SET enable_progress_bar = false")
     start_cpu = _usage()["cpu_s"]
     t = time.perf_counter()
     report = build_hotspots(con, settings, as_of=dt.date(2025, 6, 1))
@@ -211,7 +213,7 @@ def phase_build(path: str) -> None:
         "wall_s": round(wall, 1), "cpu_s": round(use["cpu_s"] - start_cpu, 1), "peak_rss_mb": round(use["peak_rss_mb"]),
         "rows": report.rows, "gi_cells": report.gi_cells, "gi_hot_cells": report.gi_hot_cells,
         "n_in_window_placed": report.n_in_window_placed, "n_on_junction": report.n_on_junction,
-        "n_on_road": report.n_on_road, "threads": settings.duckdb_threads,
+        "n_on_road": report.n_on_road, "stages": report.timings, "threads": settings.duckdb_threads,
         "memory_limit": settings.duckdb_memory_limit,
     }))
     con.close()
@@ -296,6 +298,8 @@ def main() -> None:
     parser.add_argument("--plain-casualties", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench_hotspots.json")
+    parser.add_argument("--keep-warehouse", type=Path,
+                        help="also copy the generated warehouse here (to profile build_hotspots on it later)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--warehouse", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -319,6 +323,10 @@ def main() -> None:
         }
         print("national data:", result["national_data"], flush=True)
         del net, cas
+        if args.keep_warehouse:
+            import shutil
+
+            shutil.copy(wh, args.keep_warehouse)
         out = subprocess.run([sys.executable, __file__, "--phase", "build", "--warehouse", str(wh)],
                              capture_output=True, text=True)
         if out.returncode != 0:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 MART_TABLES = ("hotspot_grid", "hotspot_junction", "hotspot_segment", "casualty_point", "hotspot_period")
 _TEMP_TABLES = (
-    "hs_casualty", "hs_period", "hs_grid_size", "hs_grid_assign", "hs_unit", "hs_counts",
+    "hs_casualty", "hs_period", "hs_grid_size", "hs_gi", "hs_grid_assign", "hs_unit", "hs_counts",
     "hs_junction_assign", "hs_street_part", "hs_snap", "hs_segment_window", "hs_segment_assign",
 )
 
@@ -65,6 +67,21 @@ class HotspotReport:
     dispersion: dict[str, float | None] = field(default_factory=dict)
     #: marts.plan_coverage: hotspots, gaps (no measure within the buffer), measures done
     plan: dict[str, int] = field(default_factory=dict)
+    #: per stage of the build: wall and CPU seconds (all threads of the process)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@contextmanager
+def _stage(report: HotspotReport, name: str):
+    """Record the wall and CPU seconds of one build stage in ``report.timings``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        report.timings[name] = {
+            "wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2)
+        }
+        log.debug("hotspots stage %s: %s", name, report.timings[name])
 
 
 def build_hotspots(
@@ -76,27 +93,34 @@ def build_hotspots(
     """
     hs = settings.hotspot
     periods = analysis_periods(con, hs.period_years, as_of)
+    report = HotspotReport(periods=periods)
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in (*MART_TABLES, "hotspot_expected_model", "plan_coverage"):
-            con.execute(f"DELETE FROM marts.{table}")
-        con.execute(query("hotspot_casualty_point"))
-        report = HotspotReport(periods=periods)
+        with _stage(report, "clear"):
+            for table in (*MART_TABLES, "hotspot_expected_model", "plan_coverage"):
+                con.execute(f"DELETE FROM marts.{table}")
+        with _stage(report, "casualty_point"):
+            con.execute(query("hotspot_casualty_point"))
         if periods:
-            _prepare(con, hs, periods)
-            _build_grid(con, hs)
-            report.gi_cells = _update_gi_star(con, hs)
-            _build_junctions(con, hs)
-            _build_segments(con, hs)
-            report.dispersion = {
-                part: (round(k, 3) if math.isfinite(k) else None) for part, k in update_expected(con, hs).items()
-            }
-            con.execute(query("hotspot_period_insert"))
-            report.plan = build_plan_coverage(con, settings)
+            with _stage(report, "prepare"):
+                _prepare(con, hs, periods)
+            report.gi_cells = _build_grid(con, hs, report)
+            with _stage(report, "junctions"):
+                _build_junctions(con, hs)
+            _build_segments(con, hs, report)
+            with _stage(report, "expected"):
+                dispersion = update_expected(con, hs)
+            report.dispersion = {part: (round(k, 3) if math.isfinite(k) else None) for part, k in dispersion.items()}
+            with _stage(report, "period"):
+                con.execute(query("hotspot_period_insert"))
+            with _stage(report, "plan"):
+                report.plan = build_plan_coverage(con, settings)
         else:
             log.warning("core.casualty holds no full calendar year: hotspot layers left empty")
-        _fill_report(con, report)
-        con.execute("COMMIT")
+        with _stage(report, "report"):
+            _fill_report(con, report)
+        with _stage(report, "commit"):
+            con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
@@ -135,43 +159,54 @@ def _count_units(con: duckdb.DuckDBPyConnection, hs: HotspotSettings, unit_sql: 
     )
 
 
-def _build_grid(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> None:
-    """marts.hotspot_grid: Kvadratnet cells of every configured size."""
-    _table_from_frame(con, "hs_grid_size", grid_size_table(hs.grid_sizes_m))
-    con.execute(query("hotspot_grid_assign"))
-    _count_units(con, hs, "SELECT cell_id AS unit_id, kommunekode, casualty_id FROM hs_grid_assign")
-    con.execute(query("hotspot_grid_insert"), {"rule_min_accidents": hs.rule_min_accidents})
+def _build_grid(con: duckdb.DuckDBPyConnection, hs: HotspotSettings, report: HotspotReport) -> int:
+    """marts.hotspot_grid: Kvadratnet cells of every configured size, Gi* on the smallest.
+
+    Gi* is computed from the counts before the insert (hs_gi), so the mart is written once,
+    not inserted and then updated. Returns the number of cells tested.
+    """
+    with _stage(report, "grid_counts"):
+        _table_from_frame(con, "hs_grid_size", grid_size_table(hs.grid_sizes_m))
+        con.execute(query("hotspot_grid_assign"))
+        _count_units(con, hs, "SELECT cell_id AS unit_id, kommunekode, casualty_id FROM hs_grid_assign")
+    with _stage(report, "gi_star"):
+        n_cells = _gi_star(con, hs)
+    with _stage(report, "grid_insert"):
+        con.execute(
+            query("hotspot_grid_insert"),
+            {"rule_min_accidents": hs.rule_min_accidents, "gi_size_m": min(hs.grid_sizes_m)},
+        )
+    return n_cells
 
 
-def _update_gi_star(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> int:
-    """Gi* z/p on the smallest grid's window rows; returns the number of cells tested."""
+def _gi_star(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> int:
+    """hs_gi(cell_id, gi_z, gi_p, gi_q, gi_hot): Gi* on the smallest grid's window counts
+    (a cell split between kommuner is one cell); returns the number of cells tested."""
     size = min(hs.grid_sizes_m)
     cells = con.execute(
         """
-        SELECT cell_id, min(ST_XMin(geom))::BIGINT AS e0, min(ST_YMin(geom))::BIGINT AS n0,
-               sum(n_accidents) AS value
-        FROM marts.hotspot_grid
-        WHERE cell_size_m = ? AND period_type = 'window'
-        GROUP BY cell_id ORDER BY cell_id
+        WITH corner AS (
+            SELECT DISTINCT cell_id, e0, n0 FROM hs_grid_assign WHERE cell_size_m = $size
+        )
+        SELECT k.unit_id AS cell_id, any_value(g.e0) AS e0, any_value(g.n0) AS n0,
+               sum(k.n_accidents) AS value
+        FROM hs_counts AS k
+        JOIN corner AS g ON g.cell_id = k.unit_id
+        WHERE k.period_type = 'window'
+        GROUP BY k.unit_id ORDER BY k.unit_id
         """,
-        [size],
+        {"size": size},
     ).df()
-    if cells.empty:
-        return 0
     gi = getis_ord_gi_star(cells, size, hs.gi_distance_m, hs.gi_permutations, hs.seed)
     gi["gi_q"], gi["gi_hot"] = gi_fdr(gi["gi_z"].to_numpy())
-    con.register("hs_gi", gi)
+    con.register("hs_frame", gi)
     try:
         con.execute(
-            """
-            UPDATE marts.hotspot_grid AS t SET gi_z = g.gi_z, gi_p = g.gi_p, gi_q = g.gi_q, gi_hot = g.gi_hot
-            FROM hs_gi AS g
-            WHERE t.cell_id = g.cell_id AND t.period_type = 'window' AND t.cell_size_m = ?
-            """,
-            [size],
+            "CREATE OR REPLACE TEMP TABLE hs_gi AS SELECT cell_id::VARCHAR AS cell_id, gi_z::DOUBLE AS gi_z, "
+            "gi_p::DOUBLE AS gi_p, gi_q::DOUBLE AS gi_q, gi_hot::BOOLEAN AS gi_hot FROM hs_frame"
         )
     finally:
-        con.unregister("hs_gi")
+        con.unregister("hs_frame")
     return len(cells)
 
 
@@ -182,21 +217,24 @@ def _build_junctions(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> Non
     con.execute(query("hotspot_junction_insert"), {"rule_min_accidents": hs.rule_min_accidents})
 
 
-def _build_segments(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> None:
+def _build_segments(con: duckdb.DuckDBPyConnection, hs: HotspotSettings, report: HotspotReport) -> None:
     """marts.hotspot_segment: fixed windows along each street's merged line."""
-    con.execute(query("hotspot_street_part"))
-    con.execute(
-        query("hotspot_segment_snap"),
-        {"snap_m": hs.segment_snap_m, "max_uncertainty_m": hs.segment_max_uncertainty_m},
-    )
-    windows = pd.DataFrame({"window_m": sorted({int(w) for w in hs.segment_windows_m})})
-    _table_from_frame(con, "hs_segment_window", windows)
-    con.execute(query("hotspot_segment_assign"))
-    _count_units(con, hs, "SELECT unit_id, kommunekode, casualty_id FROM hs_segment_assign")
-    con.execute(
-        query("hotspot_segment_insert"),
-        {"rule_min_accidents": hs.rule_min_accidents, "stretch_m": hs.rule_stretch_m},
-    )
+    with _stage(report, "segment_snap"):
+        con.execute(query("hotspot_street_part"))
+        con.execute(
+            query("hotspot_segment_snap"),
+            {"snap_m": hs.segment_snap_m, "max_uncertainty_m": hs.segment_max_uncertainty_m},
+        )
+    with _stage(report, "segment_counts"):
+        windows = pd.DataFrame({"window_m": sorted({int(w) for w in hs.segment_windows_m})})
+        _table_from_frame(con, "hs_segment_window", windows)
+        con.execute(query("hotspot_segment_assign"))
+        _count_units(con, hs, "SELECT unit_id, kommunekode, casualty_id FROM hs_segment_assign")
+    with _stage(report, "segment_insert"):
+        con.execute(
+            query("hotspot_segment_insert"),
+            {"rule_min_accidents": hs.rule_min_accidents, "stretch_m": hs.rule_stretch_m},
+        )
 
 
 def _fill_report(con: duckdb.DuckDBPyConnection, report: HotspotReport) -> None:
