@@ -112,7 +112,7 @@ class HotspotSettings(BaseModel):
     grid_sizes_m: list[int] = Field(default_factory=lambda: [100, 1000])
     segment_windows_m: list[int] = Field(default_factory=lambda: [100, 500])
     #: A casualty within this distance of a junction belongs to the junction.
-    junction_radius_m: float = 50.0
+    junction_radius_m: float = 30.0
     #: Municipal rule of thumb: at least this many accidents at a junction (or in a
     #: 400 m stretch) over the period.
     rule_min_accidents: int = 4
