@@ -32,7 +32,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from skadestue import db, ops
+from skadestue import db, ops, state
 from skadestue.config import Settings, load_settings
 
 log = logging.getLogger("skadestue.flow")
@@ -85,11 +85,13 @@ def _transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry
 
 
 @task(name="start run", cache_policy=NO_CACHE)
-def start_run(paths: dict, run_id: str, flow_run_id: str | None = None) -> list[str]:
+def start_run(paths: dict, run_id: str, flow_run_id: str | None = None, full: bool = False) -> list[str]:
     settings = _settings(paths)
     settings.require_pseudonym_key()
     with db.warehouse(settings) as con:
         interrupted = ops.recover(con, settings.publish_dir, current_run=run_id)
+        if full:  # every stage rebuilds everything (ops.stage_state is what lets a night skip)
+            state.forget(con)
         ops.start_run(con, run_id, settings.inbox, flow_run_id=flow_run_id)
     ops.crash_point("start")
     return interrupted
@@ -164,7 +166,7 @@ def hotspots(paths: dict, run_id: str) -> dict:
 
     settings = _settings(paths)
     with db.warehouse(settings) as con, ops.stage(con, run_id, "hotspots") as rec:
-        out = _as_dict(build_hotspots(con, settings))
+        out = _as_dict(build_hotspots(con, settings, as_of=settings.as_of))
         rec.rows = con.execute("SELECT count(*) FROM marts.casualty_point").fetchone()[0]
         rec.detail = out
     return out
@@ -248,8 +250,13 @@ def run_nightly(
     *,
     use_prefect: bool = False,
     flow_run_id: str | None = None,
+    full: bool = False,
 ) -> dict:
-    """The whole night under the run lock; the flow calls this with ``use_prefect=True``."""
+    """The whole night under the run lock; the flow calls this with ``use_prefect=True``.
+
+    Each stage redoes only what changed since it last ran (``skadestue.state``); ``full`` makes
+    every stage rebuild everything (after a change of reference data outside the warehouse, or
+    to check that a rebuild gives the same result)."""
     paths = {
         "inbox": inbox, "warehouse": warehouse, "publish_dir": publish_dir,
         "quality_dir": quality_dir, "config": config,
@@ -263,7 +270,7 @@ def run_nightly(
     call = _caller(settings, use_prefect)
     with db.run_lock(settings.warehouse, wait_seconds=settings.ops.lock_wait_seconds, run_id=run_id,
                      what="nightly run"):
-        interrupted = call(start_run, paths, run_id, flow_run_id)
+        interrupted = call(start_run, paths, run_id, flow_run_id, full)
         stages: dict = {"recovered_interrupted_runs": interrupted} if interrupted else {}
         current = "ingest"
         try:
@@ -315,6 +322,7 @@ def nightly(
     quality_dir: str | None = None,
     config: str | None = None,
     run_id: str | None = None,
+    full: bool = False,
 ) -> dict:
     """Ingest → validate → geocode → validate → link → validate → hotspots → validate → publish
     → maps and reports."""
@@ -322,5 +330,5 @@ def nightly(
 
     return run_nightly(
         inbox, warehouse, publish_dir, quality_dir, config, run_id,
-        use_prefect=True, flow_run_id=str(flow_run.id) if flow_run.id else None,
+        use_prefect=True, flow_run_id=str(flow_run.id) if flow_run.id else None, full=full,
     )

@@ -82,6 +82,9 @@ def run(
         help="Run as a Prefect flow (default; ephemeral server unless PREFECT_API_URL is set) or as plain "
         "Python (system cron / systemd timer without Prefect).",
     ),
+    full: bool = typer.Option(
+        False, "--full", help="Rebuild every stage from scratch instead of only what changed since the last run.",
+    ),
     verbose: bool = False,
 ) -> None:
     """One nightly run: ingest, geocode, link, validate, hotspots, publish, maps (one run at a time).
@@ -100,7 +103,7 @@ def run(
         console.print(f"[red]Refusing to start:[/red] {exc}")
         raise typer.Exit(2) from None
     try:
-        summary = _run_flow(settings, config, use_prefect=prefect)
+        summary = _run_flow(settings, config, use_prefect=prefect, full=full)
     except RunLocked as exc:
         console.print(f"[yellow]Not started:[/yellow] {exc}")
         raise typer.Exit(75) from None
@@ -125,7 +128,7 @@ def _last_failure(settings) -> str | None:
     return f"run {row[0]}: {row[1]}" if row else None
 
 
-def _run_flow(settings, config: Path | None, use_prefect: bool = True) -> dict:
+def _run_flow(settings, config: Path | None, use_prefect: bool = True, full: bool = False) -> dict:
     from flows.nightly import nightly, run_nightly
 
     kwargs = dict(
@@ -134,6 +137,7 @@ def _run_flow(settings, config: Path | None, use_prefect: bool = True) -> dict:
         publish_dir=str(settings.publish_dir),
         quality_dir=str(settings.quality_dir),
         config=str(config) if config else None,
+        full=full,
     )
     if not use_prefect:
         console.print(f"Nightly run (without Prefect): inbox [bold]{settings.inbox}[/bold] → warehouse "

@@ -3,7 +3,7 @@
 Settings come from, in increasing priority: the defaults below, a ``skadestue.toml`` file
 (the working directory's, or the one named by ``SKADESTUE_CONFIG``), and environment
 variables (``SKADESTUE_INBOX``, ``SKADESTUE_WAREHOUSE``, ``SKADESTUE_PUBLISH``,
-``SKADESTUE_PSEUDONYM_KEY``). Command-line options override all of them.
+``SKADESTUE_PSEUDONYM_KEY``, ``SKADESTUE_AS_OF``). Command-line options override all of them.
 
 The pseudonym key is never read from the TOML file: it lives in the environment (or a
 Prefect secret) only, so it never ends up in the repository.
@@ -11,6 +11,7 @@ Prefect secret) only, so it never ends up in the repository.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
@@ -170,6 +171,9 @@ class Settings(BaseModel):
     #: Read from SKADESTUE_PSEUDONYM_KEY only.
     pseudonym_key: str | None = Field(default=None, repr=False)
     kommuner: dict[str, str] = Field(default_factory=lambda: dict(REGION_KOMMUNER))
+    #: The date a run treats as today (None: today). Hotspot periods end with the last calendar
+    #: year that has ended by then; set it to re-run a past night or to pin a benchmark.
+    as_of: dt.date | None = None
     #: DuckDB resources (the machine has 2 cores).
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "8GB"
@@ -202,6 +206,7 @@ _ENV = {
     "SKADESTUE_PUBLISH": "publish_dir",
     "SKADESTUE_QUALITY": "quality_dir",
     "SKADESTUE_PSEUDONYM_KEY": "pseudonym_key",
+    "SKADESTUE_AS_OF": "as_of",
 }
 
 
