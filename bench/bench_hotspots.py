@@ -11,7 +11,12 @@
    ``esda.G_Local`` with distance-band weights and permutations on the full frame) beside
    ours (DuckDB grid assignment + the vectorised Gi*) on the same points; the ratio.
 
-    .venv/bin/python bench/bench_hotspots.py [--casualties 1000000] [--plain-casualties 20000]
+3. ``--incremental``: on the built national warehouse, in a fresh process, three more
+   builds as a night would run them (issue 9): nothing changed; casualties added after the
+   last closed year (no period rebuilt, only their casualty_point year); late casualties
+   for a closed year (that year and the window rebuilt, the other years left as they were).
+
+    .venv/bin/python bench/bench_hotspots.py [--casualties 1000000] [--plain-casualties 20000] [--incremental]
 
 Results: bench/results/bench_hotspots.json. Synthetic data only (no people).
 """
@@ -40,6 +45,13 @@ SPACING = 150.0
 SEVERITY = (["killed", "serious", "slight", "unknown"], [0.004, 0.17, 0.78, 0.046])
 ROAD_USERS = (["cyclist", "car", "pedestrian", "moped", "motorcycle", "e_bike", "van", "other"],
               [0.38, 0.30, 0.06, 0.08, 0.04, 0.06, 0.03, 0.05])
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "n/a"
 
 
 def _usage() -> dict:
@@ -219,6 +231,43 @@ def phase_build(path: str) -> None:
     con.close()
 
 
+def phase_incremental(path: str, n_new: int) -> None:
+    """Child process: the nightly builds after a full one; prints their measurements as JSON."""
+    from skadestue.config import Settings
+    from skadestue.db import connect
+    from skadestue.hotspots import build_hotspots
+
+    settings = Settings()
+    con = connect(path, settings=settings)
+    con.execute("SET enable_progress_bar = false")
+
+    def add(prefix: str, day: str) -> None:
+        con.execute(
+            "INSERT INTO core.casualty SELECT * REPLACE (? || casualty_id AS casualty_id, ?::DATE AS injury_date) "
+            f"FROM core.casualty USING SAMPLE reservoir({int(n_new)} ROWS) REPEATABLE (7)", [prefix, day]
+        )
+
+    def build(name: str) -> dict:
+        cpu = _usage()["cpu_s"]
+        t = time.perf_counter()
+        report = build_hotspots(con, settings, as_of=dt.date(2025, 6, 1))
+        wall = time.perf_counter() - t
+        return {"case": name, "wall_s": round(wall, 2), "cpu_s": round(_usage()["cpu_s"] - cpu, 2),
+                "periods_rebuilt": report.periods_rebuilt, "periods_skipped": len(report.periods_skipped),
+                "point_years_rebuilt": report.point_years_rebuilt, "plan_rebuilt": report.plan_rebuilt,
+                "stages_cpu_s": {k: v["cpu_s"] for k, v in report.timings.items() if v["cpu_s"] >= 0.05}}
+
+    out = [build("nothing changed")]
+    add("N", "2025-03-01")
+    out.append(build(f"{n_new} casualties after the last closed year"))
+    add("L", "2023-06-01")
+    out.append(build(f"{n_new} late casualties in closed year 2023"))
+    out.append(build("nothing changed (again)"))
+    print(json.dumps({"builds": out, "peak_rss_mb": round(_usage()["peak_rss_mb"]),
+                      "casualties": con.execute("SELECT count(*) FROM core.casualty").fetchone()[0]}))
+    con.close()
+
+
 # --------------------------------------------------------------------------------------------
 # Plain way vs ours: grid counts + Gi* on a smaller region
 # --------------------------------------------------------------------------------------------
@@ -300,13 +349,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench_hotspots.json")
     parser.add_argument("--keep-warehouse", type=Path,
                         help="also copy the generated warehouse here (to profile build_hotspots on it later)")
+    parser.add_argument("--incremental", action="store_true",
+                        help="also time the nightly (incremental) builds after the full one")
+    parser.add_argument("--night-casualties", type=int, default=300,
+                        help="casualties added per incremental case (default 300)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--warehouse", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "build":
         phase_build(args.warehouse)
         return
-    result: dict = {"machine": f"{os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f}",
+    if args.phase == "incremental":
+        phase_incremental(args.warehouse, args.night_casualties)
+        return
+    result: dict = {"machine": f"{os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f} "
+                               f"(uptime: {_uptime()})",
                     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory(prefix="bench_hotspots_") as tmp:
         wh = Path(tmp) / "national.duckdb"
@@ -334,9 +391,19 @@ def main() -> None:
         result["national_build_hotspots"] = json.loads(out.stdout.strip().splitlines()[-1])
         result["national_build_hotspots"]["load_average_after"] = round(os.getloadavg()[0], 1)
         print("build_hotspots:", result["national_build_hotspots"], flush=True)
+        if args.incremental:
+            out = subprocess.run([sys.executable, __file__, "--phase", "incremental", "--warehouse", str(wh),
+                                  "--night-casualties", str(args.night_casualties)], capture_output=True, text=True)
+            if out.returncode != 0:
+                result["national_incremental"] = {"error": out.stderr[-4000:]}
+            else:
+                result["national_incremental"] = json.loads(out.stdout.strip().splitlines()[-1])
+                result["national_incremental"]["load_average_after"] = round(os.getloadavg()[0], 1)
+            print("incremental:", result["national_incremental"], flush=True)
     result["grid_gi_plain_vs_ours"] = plain_vs_ours(args.plain_casualties, args.seed)
     print("plain vs ours:", result["grid_gi_plain_vs_ours"], flush=True)
-    result["targets"] = {"wall_s": 60, "peak_rss_mb": 4096}
+    result["targets"] = {"wall_s": 60, "peak_rss_mb": 4096, "incremental_nothing_changed_s": 1}
+    result["load_at_end"] = _uptime()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written {args.out}")

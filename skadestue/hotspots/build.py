@@ -12,8 +12,17 @@ The heavy lifting is SQL in ``warehouse/queries/hotspot_*.sql`` over temp tables
    junctions. Larger grid cells and yearly rows keep gi_z/gi_p NULL. gi_q/gi_hot: the
    Benjamini-Hochberg false-discovery-rate correction over the cells tested.
 4. Observed versus expected for junctions and road windows (``expected.update_expected``):
-   empirical Bayes against comparable sites by road class, which also sets rank_in_kommune.
+   empirical Bayes against comparable sites by road class. Junction and window rows are
+   counted into temp tables first and written to the marts once, with their EB columns and
+   rank_in_kommune (no UPDATE of the big tables).
 5. ``marts.plan_coverage`` from the hotspots and ``plan.measure`` (skadestue.plan).
+
+Incremental (issue 9, ``skadestue.hotspots.incremental``): every period, injury year of
+``marts.casualty_point`` and the plan coverage has a fingerprint of its input in
+``ops.stage_state``; a build redoes only the parts whose fingerprint changed (a night that adds
+casualties to the current, unfinished year rebuilds no period) and records the new
+fingerprints in the same transaction as the marts. ``state.forget(con, "hotspots")``, or
+``full=True``, rebuilds everything.
 
 Segments take every placed casualty within ``segment_snap_m`` of a street, junction
 casualties included: the stretch layer is a separate view of the same casualties, like the
@@ -32,19 +41,24 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from skadestue import state
 from skadestue.config import HotspotSettings, Settings
 from skadestue.db import query
 from skadestue.hotspots.expected import gi_fdr, update_expected
 from skadestue.hotspots.grid import getis_ord_gi_star, grid_size_table
+from skadestue.hotspots.incremental import STAGE, BuildPlan, period_part, plan_build, record_plan
 from skadestue.hotspots.periods import Period, analysis_periods
 from skadestue.plan.coverage import build_plan_coverage
 
 log = logging.getLogger(__name__)
 
 MART_TABLES = ("hotspot_grid", "hotspot_junction", "hotspot_segment", "casualty_point", "hotspot_period")
+#: The marts with one row per place (or model group) and period.
+PERIOD_TABLES = ("hotspot_grid", "hotspot_junction", "hotspot_segment", "hotspot_period", "hotspot_expected_model")
 _TEMP_TABLES = (
     "hs_casualty", "hs_period", "hs_grid_size", "hs_gi", "hs_grid_assign", "hs_unit", "hs_counts",
     "hs_junction_assign", "hs_street_part", "hs_snap", "hs_segment_window", "hs_segment_assign",
+    "hs_junction_out", "hs_segment_out", "hs_keep_period", "hs_point_year",
 )
 
 
@@ -55,7 +69,7 @@ class HotspotReport:
     periods: list[Period] = field(default_factory=list)
     n_casualties: int = 0          # all of core.casualty (= marts.casualty_point rows)
     n_unplaced: int = 0            # x/y NULL: in no hotspot layer
-    n_no_kommune: int = 0          # placed, but no kommune: not in the grid layer
+    n_no_kommune: int = 0          # placed in the window, but no kommune: not in the grid layer
     n_outside_window: int = 0      # dated outside the analysis window
     n_in_window_placed: int = 0    # placed with kommune and dated in the window
     n_on_junction: int = 0         # window casualties assigned to a junction
@@ -69,6 +83,13 @@ class HotspotReport:
     plan: dict[str, int] = field(default_factory=dict)
     #: per stage of the build: wall and CPU seconds (all threads of the process)
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: incremental build: periods rebuilt / left as they were ('window 2020-2024', 'year 2021')
+    periods_rebuilt: list[str] = field(default_factory=list)
+    periods_skipped: list[str] = field(default_factory=list)
+    #: injury years of marts.casualty_point rewritten / left as they were
+    point_years_rebuilt: int = 0
+    point_years_skipped: int = 0
+    plan_rebuilt: bool = False
 
 
 @contextmanager
@@ -85,26 +106,44 @@ def _stage(report: HotspotReport, name: str):
 
 
 def build_hotspots(
-    con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: dt.date | None = None
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    *,
+    as_of: dt.date | None = None,
+    full: bool = False,
+    run_id: str | None = None,
 ) -> HotspotReport:
-    """Rebuild marts.* from core.casualty and gazetteer.* in one transaction.
+    """Bring marts.* up to date with core.casualty and gazetteer.* in one transaction.
 
-    ``as_of`` (default today) caps the analysis window at the last year that has ended.
+    Only the periods (and injury years of marts.casualty_point) whose input changed since the
+    last build are rebuilt; ``full`` rebuilds everything. ``as_of`` (default today) caps the
+    analysis window at the last year that has ended.
     """
     hs = settings.hotspot
-    periods = analysis_periods(con, hs.period_years, as_of)
-    report = HotspotReport(periods=periods)
+    report = HotspotReport()
     con.execute("BEGIN TRANSACTION")
     try:
+        periods = analysis_periods(con, hs.period_years, as_of)
+        report.periods = periods
+        with _stage(report, "fingerprint"):
+            if full:
+                state.forget(con, STAGE)
+            plan = plan_build(con, settings, periods)
+        report.periods_rebuilt = [_label(p) for p in plan.rebuild]
+        report.periods_skipped = [_label(p) for p in plan.keep]
+        report.point_years_rebuilt, report.point_years_skipped = len(plan.point_rebuild), len(plan.point_keep)
+        report.plan_rebuilt = plan.plan_rebuild or not periods
         with _stage(report, "clear"):
-            for table in (*MART_TABLES, "hotspot_expected_model", "plan_coverage"):
-                con.execute(f"DELETE FROM marts.{table}")
+            _clear(con, plan)
         with _stage(report, "casualty_point"):
-            con.execute(query("hotspot_casualty_point"))
-        if periods:
+            if plan.point_rebuild:
+                _table_from_frame(con, "hs_point_year", pd.DataFrame(
+                    {"part": [_year_key(y) for y in plan.point_rebuild]}))
+                con.execute(query("hotspot_casualty_point"))
+        if plan.rebuild:
             with _stage(report, "prepare"):
-                _prepare(con, hs, periods)
-            report.gi_cells = _build_grid(con, hs, report)
+                _prepare(con, hs, plan.rebuild)
+            _build_grid(con, hs, report)
             with _stage(report, "junctions"):
                 _build_junctions(con, hs)
             _build_segments(con, hs, report)
@@ -113,12 +152,18 @@ def build_hotspots(
             report.dispersion = {part: (round(k, 3) if math.isfinite(k) else None) for part, k in dispersion.items()}
             with _stage(report, "period"):
                 con.execute(query("hotspot_period_insert"))
+                if plan.keep:
+                    _fix_year_rows(con)
+        elif not periods:
+            log.warning("core.casualty holds no full calendar year: hotspot layers left empty")
+        if plan.plan_rebuild:
             with _stage(report, "plan"):
                 report.plan = build_plan_coverage(con, settings)
-        else:
-            log.warning("core.casualty holds no full calendar year: hotspot layers left empty")
+        elif periods:
+            report.plan = _plan_counts(con)
         with _stage(report, "report"):
-            _fill_report(con, report)
+            _fill_report(con, report, plan)
+            record_plan(con, plan, run_id)
         with _stage(report, "commit"):
             con.execute("COMMIT")
     except Exception:
@@ -126,8 +171,85 @@ def build_hotspots(
         raise
     finally:
         _drop_temp(con)
-    log.info("hotspots built: %s", report.rows)
+    log.info("hotspots: periods rebuilt %s, left as they were %s; rows %s",
+             report.periods_rebuilt or "none", report.periods_skipped or "none", report.rows)
     return report
+
+
+def _label(p: Period) -> str:
+    return f"{p.kind} {p.start.year}" + (f"-{p.end.year}" if p.end.year != p.start.year else "")
+
+
+def _year_key(year: int | None) -> str:
+    """The injury-year key of hotspot_casualty_point.sql ('none': no date)."""
+    return "none" if year is None else str(year)
+
+
+def _clear(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> None:
+    """Delete the mart rows this build rewrites: the periods not kept (rebuilt ones and those
+    that left the period list) and the casualty_point years not kept."""
+    if plan.keep:
+        frame = pd.DataFrame({"period_start": [p.start for p in plan.keep], "period_end": [p.end for p in plan.keep]})
+        _table_from_frame(con, "hs_keep_period", frame)
+        for table in PERIOD_TABLES:
+            con.execute(
+                f"DELETE FROM marts.{table} AS t WHERE NOT EXISTS (SELECT 1 FROM hs_keep_period AS k "
+                "WHERE k.period_start = t.period_start AND k.period_end = t.period_end)"
+            )
+    else:
+        for table in PERIOD_TABLES:
+            con.execute(f"DELETE FROM marts.{table}")
+    if not plan.periods:
+        con.execute("DELETE FROM marts.plan_coverage")
+    if plan.point_keep:
+        keep = ", ".join(f"'{_year_key(y)}'" for y in plan.point_keep)
+        con.execute(
+            f"DELETE FROM marts.casualty_point WHERE coalesce(year(injury_date)::VARCHAR, 'none') NOT IN ({keep})"
+        )
+    else:
+        con.execute("DELETE FROM marts.casualty_point")
+
+
+def _fix_year_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Year rows left as they were take the rebuilt window's rule flag (and stretch count):
+    a year row's rule_flag is its unit's window value. Writes only the rows that differ."""
+    con.execute(
+        """
+        UPDATE marts.hotspot_grid AS t SET rule_flag = w.rule_flag
+        FROM marts.hotspot_grid AS w
+        WHERE t.period_type = 'year' AND w.period_type = 'window'
+          AND t.cell_id = w.cell_id AND t.kommunekode = w.kommunekode
+          AND t.rule_flag IS DISTINCT FROM w.rule_flag
+        """
+    )
+    con.execute(
+        """
+        UPDATE marts.hotspot_junction AS t SET rule_flag = w.rule_flag
+        FROM marts.hotspot_junction AS w
+        WHERE t.period_type = 'year' AND w.period_type = 'window' AND t.junction_id = w.junction_id
+          AND t.rule_flag IS DISTINCT FROM w.rule_flag
+        """
+    )
+    con.execute(
+        """
+        UPDATE marts.hotspot_segment AS t
+        SET rule_flag = w.rule_flag, n_accidents_stretch = w.n_accidents_stretch
+        FROM marts.hotspot_segment AS w
+        WHERE t.period_type = 'year' AND w.period_type = 'window'
+          AND t.kommunekode = w.kommunekode AND t.vejkode = w.vejkode AND t.window_m = w.window_m
+          AND t.from_m = w.from_m
+          AND (t.rule_flag IS DISTINCT FROM w.rule_flag OR t.n_accidents_stretch IS DISTINCT FROM w.n_accidents_stretch)
+        """
+    )
+
+
+def _plan_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """The plan_coverage counts of build_plan_coverage, read from the mart left as it was."""
+    hotspots, gaps, measures = con.execute(
+        "SELECT count(*) FILTER (WHERE row_type = 'hotspot'), count(*) FILTER (WHERE gap), "
+        "count(*) FILTER (WHERE row_type = 'measure') FROM marts.plan_coverage"
+    ).fetchone()
+    return {"hotspots": hotspots, "gaps": gaps, "measures_done": measures}
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, hs: HotspotSettings, periods: list[Period]) -> None:
@@ -181,7 +303,8 @@ def _build_grid(con: duckdb.DuckDBPyConnection, hs: HotspotSettings, report: Hot
 
 def _gi_star(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> int:
     """hs_gi(cell_id, gi_z, gi_p, gi_q, gi_hot): Gi* on the smallest grid's window counts
-    (a cell split between kommuner is one cell); returns the number of cells tested."""
+    (a cell split between kommuner is one cell); returns the number of cells tested.
+    Without the window among the periods built (hs_period): an empty hs_gi."""
     size = min(hs.grid_sizes_m)
     cells = con.execute(
         """
@@ -237,34 +360,27 @@ def _build_segments(con: duckdb.DuckDBPyConnection, hs: HotspotSettings, report:
         )
 
 
-def _fill_report(con: duckdb.DuckDBPyConnection, report: HotspotReport) -> None:
+def _fill_report(con: duckdb.DuckDBPyConnection, report: HotspotReport, plan: BuildPlan) -> None:
     """Row counts per mart and the casualty accounting of the window period."""
     for table in MART_TABLES:
         report.rows[table] = con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]
     report.n_casualties = report.rows["casualty_point"]
-    report.gi_hot_cells = con.execute("SELECT count(DISTINCT cell_id) FROM marts.hotspot_grid WHERE gi_hot").fetchone()[0]
-    report.n_unplaced = con.execute(
-        "SELECT count(*) FROM core.casualty WHERE x IS NULL OR y IS NULL"
-    ).fetchone()[0]
+    report.n_unplaced = plan.n_unplaced
+    report.n_outside_window = plan.n_outside_window
     if not report.periods:
-        report.n_outside_window = report.n_casualties
         return
-    window = report.periods[0]
-    report.n_outside_window = con.execute(
-        "SELECT count(*) FROM core.casualty WHERE injury_date NOT BETWEEN ? AND ?",
-        [window.start, window.end],
-    ).fetchone()[0]
-    report.n_no_kommune = con.execute(
-        "SELECT count(*) FROM hs_casualty WHERE kommunekode IS NULL"
-    ).fetchone()[0]
+    report.gi_hot_cells, report.gi_cells = con.execute(
+        "SELECT count(DISTINCT cell_id) FILTER (WHERE gi_hot), count(DISTINCT cell_id) FILTER (WHERE gi_z IS NOT NULL "
+        "OR gi_hot IS NOT NULL) FROM marts.hotspot_grid WHERE period_type = 'window'"
+    ).fetchone()
     stats = con.execute(
-        "SELECT n_placed, n_on_junction, n_on_road FROM marts.hotspot_period "
+        "SELECT n_placed, n_on_junction, n_on_road, n_no_kommune FROM marts.hotspot_period "
         "WHERE period_type = 'window'"
     ).fetchone()
-    report.n_in_window_placed, report.n_on_junction, report.n_on_road = stats
+    report.n_in_window_placed, report.n_on_junction, report.n_on_road, report.n_no_kommune = stats
     if report.n_unplaced or report.n_no_kommune:
         log.warning(
-            "%d casualties have no coordinates and %d no kommune: left out of the hotspot layers",
+            "%d casualties have no coordinates and %d in the window no kommune: left out of the hotspot layers",
             report.n_unplaced,
             report.n_no_kommune,
         )

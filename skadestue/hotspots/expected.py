@@ -31,6 +31,10 @@ here, so the road class stands in for traffic:
 
 rank_in_kommune of junctions and windows orders by excess_flag, then excess_score, then the
 plain score: the flagged sites (sorte pletter) first, by what their excess costs.
+
+The build counts junction and window rows into temp tables (hs_junction_out, hs_segment_out,
+the periods being built); ``update_expected`` fits the model on them and writes each layer's
+rows into its mart once, with the EB columns and the rank (no UPDATE of the big tables).
 """
 
 from __future__ import annotations
@@ -192,7 +196,7 @@ def _junction_classes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     j = con.execute(
         "SELECT c.junction_id, j.kommunekode, c.major_rank, c.minor_rank, c.legs, a.postnr "
         "FROM hs_junction_class AS c JOIN gazetteer.junction AS j USING (junction_id) "
-        "LEFT JOIN hs_junction_area AS a USING (junction_id)"
+        "LEFT JOIN hs_junction_area AS a USING (junction_id) ORDER BY c.junction_id"
     ).df()
     j["area"] = site_area(j["postnr"], j["kommunekode"], pd.Series(1.0, index=j.index))
     pair = j["major_rank"].map(_RANK_NAMES) + " / " + j["minor_rank"].map(_RANK_NAMES)
@@ -205,16 +209,18 @@ def _junction_classes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def _street_windows(con: duckdb.DuckDBPyConnection, windows: list[int]) -> pd.DataFrame:
     """Per street and window length: exposure (length / window), sum of squared window
-    exposures and the number of windows, with the street's road class (collapsed)."""
+    exposures and the number of windows, with the street's road class (collapsed).
+    Rows and sums in a fixed order, so the model's float sums are the same in every build."""
     streets = con.execute(
         """
-        SELECT p.kommunekode, p.vejkode, sum(p.len_m) AS length_m,
+        SELECT p.kommunekode, p.vejkode, sum(p.len_m ORDER BY p.path) AS length_m,
                coalesce(any_value(c.road_class), 'Ukendt') AS street_class,
                any_value(a.postnr) AS postnr
         FROM hs_street_part AS p
         LEFT JOIN hs_street_class AS c USING (kommunekode, vejkode)
         LEFT JOIN hs_street_area AS a USING (kommunekode, vejkode)
         GROUP BY ALL
+        ORDER BY p.kommunekode, p.vejkode
         """
     ).df()
     frames = []
@@ -252,16 +258,16 @@ def _fit_part(
 
 
 def update_expected(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> dict[str, float]:
-    """Fill the observed-vs-expected columns of marts.hotspot_junction / hotspot_segment,
-    marts.hotspot_expected_model, and re-rank both layers. Returns k per part and period."""
+    """Write marts.hotspot_junction / hotspot_segment from hs_junction_out / hs_segment_out
+    with their observed-vs-expected columns and rank_in_kommune, and the periods' rows of
+    marts.hotspot_expected_model. Returns k per part and period."""
     con.execute(query("hotspot_road_class"))
-    con.execute("DELETE FROM marts.hotspot_expected_model")
     dispersion: dict[str, float] = {}
     try:
         junctions = _junction_classes(con)
         rows = con.execute(
             "SELECT junction_id, period_start, period_end, n_accidents AS x, score "
-            "FROM marts.hotspot_junction"
+            "FROM hs_junction_out ORDER BY junction_id, period_start, period_end"
         ).df()
         groups_all = junctions.groupby(["road_class", "area"], as_index=False).agg(n_sites=("junction_id", "size"))
         groups_all["n_sites_e2"] = groups_all["n_sites"]
@@ -274,14 +280,14 @@ def update_expected(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> dict
             out.append(fitted)
             _store_model(con, "hotspot_junction", start, end, groups, k)
             dispersion[f"hotspot_junction {start:%Y}-{end:%Y}"] = k
-        if out:
-            _write_back(con, "hotspot_junction", pd.concat(out, ignore_index=True), ["junction_id"])
+        _write_back(con, "hotspot_junction", out, ["junction_id"])
 
         windows = sorted({int(w) for w in hs.segment_windows_m})
         streets = _street_windows(con, windows)
         seg = con.execute(
             "SELECT kommunekode, vejkode, window_m, from_m, to_m, period_start, period_end, "
-            "n_accidents AS x, score FROM marts.hotspot_segment"
+            "n_accidents AS x, score FROM hs_segment_out "
+            "ORDER BY kommunekode, vejkode, window_m, from_m, period_start, period_end"
         ).df()
         seg = seg.merge(streets[["kommunekode", "vejkode", "window_m", "length_m", "road_class", "area"]],
                         on=["kommunekode", "vejkode", "window_m"], how="left")
@@ -297,10 +303,7 @@ def update_expected(con: duckdb.DuckDBPyConnection, hs: HotspotSettings) -> dict
             out.append(fitted)
             _store_model(con, f"hotspot_segment_{w}", start, end, groups, k)
             dispersion[f"hotspot_segment_{w} {start:%Y}-{end:%Y}"] = k
-        if out:
-            _write_back(con, "hotspot_segment", pd.concat(out, ignore_index=True),
-                        ["kommunekode", "vejkode", "window_m", "from_m"])
-        _rerank(con)
+        _write_back(con, "hotspot_segment", out, ["kommunekode", "vejkode", "window_m", "from_m"])
     finally:
         for name in _TEMP:
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
@@ -324,46 +327,36 @@ _EB_COLUMNS = ("road_class", "expected_accidents", "obs_exp_ratio", "eb_accident
                "excess_score", "excess_p", "excess_q", "excess_flag")
 
 
-def _write_back(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, keys: list[str]) -> None:
-    """UPDATE marts.<table> from ``frame`` on ``keys`` + the period."""
+#: rank_in_kommune: sorte pletter first, then by severity-weighted excess, then score.
+_RANK = {
+    "hotspot_junction": (
+        "PARTITION BY o.kommunekode, o.period_start, o.period_end ORDER BY e.excess_flag DESC, "
+        "e.excess_score DESC NULLS LAST, o.score DESC, o.n_accidents DESC, o.junction_id"
+    ),
+    "hotspot_segment": (
+        "PARTITION BY o.kommunekode, o.period_start, o.period_end, o.window_m ORDER BY e.excess_flag DESC, "
+        "e.excess_score DESC NULLS LAST, o.score DESC, o.n_accidents DESC, o.vejkode, o.from_m"
+    ),
+}
+_OUT = {"hotspot_junction": "hs_junction_out", "hotspot_segment": "hs_segment_out"}
+
+
+def _write_back(con: duckdb.DuckDBPyConnection, table: str, frames: list[pd.DataFrame], keys: list[str]) -> None:
+    """INSERT marts.<table>: the layer's temp rows joined on ``keys`` + the period with the EB
+    columns of ``frames``, ranked within kommune and period."""
     columns = list(_EB_COLUMNS) + (["poisson_p"] if table == "hotspot_junction" else [])
-    frame = frame[[*keys, "period_start", "period_end", *columns]]
+    if not frames:
+        return
+    frame = pd.concat(frames, ignore_index=True)[[*keys, "period_start", "period_end", *columns]]
     con.register("hs_eb_frame", frame)
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE hs_eb_out AS SELECT * FROM hs_eb_frame")
     finally:
         con.unregister("hs_eb_frame")
-    sets = ", ".join(f"{c} = e.{c}" for c in columns)
-    on = " AND ".join(f"t.{c} = e.{c}" for c in [*keys, "period_start", "period_end"])
-    con.execute(f"UPDATE marts.{table} AS t SET {sets} FROM hs_eb_out AS e WHERE {on}")
-
-
-def _rerank(con: duckdb.DuckDBPyConnection) -> None:
-    """rank_in_kommune: sorte pletter first, then by severity-weighted excess, then score."""
+    on = " AND ".join(f"o.{c} = e.{c}" for c in [*keys, "period_start", "period_end"])
+    eb = ", ".join(f"e.{c}" for c in columns)
     con.execute(
-        """
-        UPDATE marts.hotspot_junction AS t SET rank_in_kommune = r.rk
-        FROM (
-            SELECT junction_id, period_start, period_end, row_number() OVER (
-                PARTITION BY kommunekode, period_start, period_end
-                ORDER BY excess_flag DESC, excess_score DESC NULLS LAST, score DESC, n_accidents DESC,
-                         junction_id) AS rk
-            FROM marts.hotspot_junction
-        ) AS r
-        WHERE t.junction_id = r.junction_id AND t.period_start = r.period_start AND t.period_end = r.period_end
-        """
-    )
-    con.execute(
-        """
-        UPDATE marts.hotspot_segment AS t SET rank_in_kommune = r.rk
-        FROM (
-            SELECT kommunekode, vejkode, window_m, from_m, period_start, period_end, row_number() OVER (
-                PARTITION BY kommunekode, period_start, period_end, window_m
-                ORDER BY excess_flag DESC, excess_score DESC NULLS LAST, score DESC, n_accidents DESC,
-                         vejkode, from_m) AS rk
-            FROM marts.hotspot_segment
-        ) AS r
-        WHERE t.kommunekode = r.kommunekode AND t.vejkode = r.vejkode AND t.window_m = r.window_m
-          AND t.from_m = r.from_m AND t.period_start = r.period_start AND t.period_end = r.period_end
-        """
+        f"INSERT INTO marts.{table} BY NAME "
+        f"SELECT o.*, {eb}, row_number() OVER ({_RANK[table]}) AS rank_in_kommune "
+        f"FROM {_OUT[table]} AS o LEFT JOIN hs_eb_out AS e ON {on}"
     )

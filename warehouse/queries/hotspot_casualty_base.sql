@@ -1,5 +1,5 @@
--- Placed casualties (x/y known) with their accident key and kommune: the input of every
--- hotspot layer. An accident is the police uheld_id, or for ER-only casualties the casualty.
+-- Placed casualties (x/y known) dated in the periods being built (hs_period) with their
+-- accident key and kommune: the input of every hotspot layer. An accident is the police uheld_id, or for ER-only casualties the casualty.
 -- A casualty without kommunekode takes the kommune whose boundary holds its point.
 -- uncertainty_m: how far off the point may be (NULL: police X/Y, taken as exact); each layer
 -- only counts casualties placed precisely enough for its units.
@@ -19,6 +19,7 @@ WITH placed AS (
         ST_Point(c.x, c.y) AS pt
     FROM core.casualty AS c
     WHERE c.x IS NOT NULL AND c.y IS NOT NULL
+      AND c.injury_date BETWEEN (SELECT min(period_start) FROM hs_period) AND (SELECT max(period_end) FROM hs_period)
 ),
 from_boundary AS (
     SELECT p.casualty_id, min(m.kommunekode) AS kommunekode
