@@ -7,6 +7,12 @@ process. Peak RSS is that process's maximum resident set (resource.getrusage), C
 are its user + system time (DuckDB's threads included): on a shared machine they say more
 than the wall time.
 
+Then one ordinary night into that warehouse (issue 9): ``--night-rows`` rows (default 150) in
+a new delivery, of which 20 re-send records of the big delivery (corrections), ingested and
+core brought up to date incrementally (``build_core(..., incremental=True)``); figures
+``night_*``. Peak memory is also given per step (``*_peak_rss_mb``: the high-water mark reset
+at the step's start).
+
     .venv/bin/python bench/bench_ingest.py --rows 1000000
 """
 
@@ -18,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +57,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak() -> None:
+    """Reset this process's resident-set high-water mark (VmHWM), where Linux allows it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def cpu_s() -> float:
     """User + system CPU seconds of this process (all threads, DuckDB's included)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -80,8 +95,10 @@ def demo_er_rows(workdir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def write_big_delivery(rows: pd.DataFrame, n: int, inbox: Path) -> list[Path]:
-    """n rows replicated from ``rows`` with unique kontakt_ids, in two files/dialects."""
+def write_big_delivery(rows: pd.DataFrame, n: int, inbox: Path, night: Path | None = None,
+                       night_rows: int = 150) -> list[Path]:
+    """n rows replicated from ``rows`` with unique kontakt_ids, in two files/dialects; and the
+    next night's delivery under ``night`` (new contacts plus 20 corrections of big rows)."""
     idx = np.resize(np.arange(len(rows)), n)
     big = rows.iloc[idx].reset_index(drop=True)
     big["kontakt_id"] = "B-" + pd.Series(np.arange(n)).astype(str) + "-" + big["kontakt_id"]
@@ -92,21 +109,32 @@ def write_big_delivery(rows: pd.DataFrame, n: int, inbox: Path) -> list[Path]:
     big.iloc[:half].to_csv(a, sep=";", index=False, encoding="utf-8", quoting=csv.QUOTE_MINIMAL)
     big.iloc[half:].to_csv(b, sep=",", index=False, encoding="cp1252", errors="replace",
                            quoting=csv.QUOTE_MINIMAL)
+    if night is not None:
+        nightly = big.iloc[np.linspace(0, n - 1, night_rows).astype(int)].reset_index(drop=True)
+        fresh = np.arange(len(nightly)) >= 20  # the first 20 keep their key: corrections
+        nightly.loc[fresh, "kontakt_id"] = "N-" + pd.Series(np.arange(len(nightly)))[fresh].astype(str)
+        nightly["afslutning"] = "indlagt"
+        (night / "skadestue").mkdir(parents=True, exist_ok=True)
+        nightly.to_csv(night / "skadestue" / "night.csv", sep=";", index=False, encoding="utf-8")
     return [a, b]
 
 
-def timed_ingest(inbox: Path, rows: int) -> dict:
-    """Ingest the inbox and build core on an in-memory warehouse; the figures of this process."""
+def timed_ingest(inbox: Path, rows: int, night: Path | None = None) -> dict:
+    """Ingest the inbox and build core on an in-memory warehouse, then (with ``night``) one
+    more night into it; the figures of this process."""
     rss_before = peak_rss_mb()
     settings = Settings(inbox=inbox, pseudonym_key="bench-key")
     con = connect(":memory:")
     load_before = os.getloadavg()[0]
+    reset_peak()
     t0, c0 = time.perf_counter(), cpu_s()
     report = ingest_inbox(con, settings, "bench")
     t1, c1 = time.perf_counter(), cpu_s()
+    ingest_peak = peak_rss_mb()
+    reset_peak()
     core = build_core(con, settings)
     t2, c2 = time.perf_counter(), cpu_s()
-    return {
+    out = {
         "rows": rows,
         "rows_loaded": report.rows_loaded,
         "rows_quarantined": report.rows_quarantined,
@@ -122,30 +150,56 @@ def timed_ingest(inbox: Path, rows: int) -> dict:
         "load_avg_1min_before": round(load_before, 1),
         "load_avg_1min_after": round(os.getloadavg()[0], 1),
         "peak_rss_mb_before_ingest": round(rss_before),
-        "peak_rss_mb": round(peak_rss_mb()),
+        "ingest_peak_rss_mb": round(ingest_peak),
+        "build_core_peak_rss_mb": round(peak_rss_mb()),
+        "peak_rss_mb": round(max(ingest_peak, peak_rss_mb())),
     }
+    if night is not None:
+        for f in (night / "skadestue").glob("*.csv"):
+            shutil.copy(f, inbox / "skadestue" / f.name)
+        reset_peak()
+        t3, c3 = time.perf_counter(), cpu_s()
+        nightly = ingest_inbox(con, settings, "bench-night")
+        t4, c4 = time.perf_counter(), cpu_s()
+        core2 = build_core(con, settings, incremental=True)
+        t5, c5 = time.perf_counter(), cpu_s()
+        out |= {
+            "night_rows": nightly.rows_read,
+            "night_files_skipped": len(nightly.skipped_duplicates),
+            "night_core_full_build": core2["full_build"],
+            "night_core_rebuilt_er_contact": core2["rebuilt_er_contact"],
+            "night_core_er_contact": core2["er_contact"],
+            "night_ingest_s": round(t4 - t3, 2),
+            "night_build_core_s": round(t5 - t4, 2),
+            "night_ingest_cpu_s": round(c4 - c3, 2),
+            "night_build_core_cpu_s": round(c5 - c4, 2),
+            "night_peak_rss_mb": round(peak_rss_mb()),
+        }
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "bench_ingest.json"))
+    ap.add_argument("--night-rows", type=int, default=150)
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: ingest this inbox, print JSON
+    ap.add_argument("--night", help=argparse.SUPPRESS)  # internal: then this night's files
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(timed_ingest(Path(args.child), args.rows)))
+        print(json.dumps(timed_ingest(Path(args.child), args.rows, Path(args.night) if args.night else None)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sample = demo_er_rows(work)
         inbox = work / "inbox"
-        files = write_big_delivery(sample, args.rows, inbox)
+        files = write_big_delivery(sample, args.rows, inbox, work / "night", args.night_rows)
         size_mb = sum(f.stat().st_size for f in files) / 1e6
         del sample
         # The timed part runs in a fresh process, so its peak memory is the ingest's own
         # (imports + warehouse + ingest), not the data generation's.
         child = subprocess.run(
-            [sys.executable, __file__, "--rows", str(args.rows), "--child", str(inbox)],
+            [sys.executable, __file__, "--rows", str(args.rows), "--child", str(inbox), "--night", str(work / "night")],
             check=True, capture_output=True, text=True,
         )
         result = {"csv_mb": round(size_mb, 1), **json.loads(child.stdout.strip().splitlines()[-1])}

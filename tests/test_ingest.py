@@ -121,12 +121,12 @@ def nights(tmp_path_factory):
     settings = _settings(inbox)
     con = connect(":memory:")
     night1 = ingest_inbox(con, settings, "run-1")
-    core1 = build_core(con, settings)
+    core1 = build_core(con, settings, incremental=True)
     _write(inbox, "skadestue/2024-03-08_svs.csv", ER_C)
     shutil.copy(first, inbox / "skadestue/2024-03-08_svs_kopi.csv")
     _write(inbox, "politi/uheld_2024-03-08.csv", UHELD_RETTELSE)
     night2 = ingest_inbox(con, settings, "run-2")
-    core2 = build_core(con, settings)
+    core2 = build_core(con, settings, incremental=True)
     yield {"con": con, "night1": night1, "night2": night2, "core1": core1, "core2": core2}
     con.close()
 
@@ -371,9 +371,12 @@ def test_staging_police_is_typed(nights):
 def test_core_newest_delivery_wins_and_raw_keeps_both(nights):
     con = nights["con"]
     assert nights["core1"] == {"er_contact": 8, "police_accident": 5, "police_person": 9,
-                               "police_person_without_accident": 2}
+                               "police_person_without_accident": 2, "full_build": 1,
+                               "rebuilt_er_contact": 8, "rebuilt_police_accident": 5, "rebuilt_police_person": 9}
+    # night 2 rebuilds only what it delivered: K2 and K20; U1 and U2, and the persons of both
     assert nights["core2"] == {"er_contact": 9, "police_accident": 5, "police_person": 9,
-                               "police_person_without_accident": 2}
+                               "police_person_without_accident": 2, "full_build": 0,
+                               "rebuilt_er_contact": 2, "rebuilt_police_accident": 2, "rebuilt_police_person": 2}
     k2 = _rows(con, "SELECT age, afslutning, severity, delivery_id, x, geocode_quality, casualty_id FROM core.er_contact WHERE kontakt_id='K2'")
     c_id = _delivery(nights["night2"], "skadestue/2024-03-08_svs.csv").delivery_id
     assert k2 == [(35, "indlagt", "serious", c_id, None, "none", None)]

@@ -87,6 +87,12 @@ def test_hmac_hex_arrow_is_hmac_sha256():
     want = [None if t is None else hmac.new(KEY, t.encode(), hashlib.sha256).hexdigest() for t in texts]
     assert hmac_hex_arrow(KEY, arr).to_pylist() == want
     assert hmac_hex_arrow(KEY, arr.slice(2)).to_pylist() == want[2:]
+    long_key = b"k" * 65 + "æ".encode()  # longer than the SHA-256 block: HMAC hashes it first
+    assert hmac_hex_arrow(long_key, arr).to_pylist() == [
+        None if t is None else hmac.new(long_key, t.encode(), hashlib.sha256).hexdigest() for t in texts]
+    many = [f"{i};050387-{i:04d};Kongensgade {i}" for i in range(5000)]
+    assert hmac_hex_arrow(KEY, pa.array(many)).to_pylist() == [
+        hmac.new(KEY, t.encode(), hashlib.sha256).hexdigest() for t in many]
     with pytest.raises(ValueError):
         hmac_hex_arrow(b"", arr)
 

@@ -117,13 +117,11 @@ def discover(inbox: Path, settings: Settings) -> list[tuple[str, Path, SourceSpe
     return [(rel, p, spec) for rel, (p, spec) in sorted(found.items())]
 
 
-def loaded_delivery_for_hash(con: duckdb.DuckDBPyConnection, digest: str) -> str | None:
-    """The delivery id that already holds this content hash, if any."""
-    row = con.execute(
-        "SELECT delivery_id FROM ops.delivery WHERE content_hash = ? ORDER BY delivery_seq LIMIT 1",
-        [digest],
-    ).fetchone()
-    return row[0] if row else None
+def loaded_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every content hash loaded before, with the (first) delivery id that holds it."""
+    return dict(con.execute(
+        "SELECT content_hash, arg_min(delivery_id, delivery_seq) FROM ops.delivery GROUP BY content_hash"
+    ).fetchall())
 
 
 # --------------------------------------------------------------------------- columns
@@ -653,14 +651,30 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
             f"inbox folder {inbox} does not exist; set SKADESTUE_INBOX or `inbox` in skadestue.toml"
         )
     report = IngestReport(run_id=run_id)
+    loaded = loaded_hashes(con)
+    skipped: list[tuple[str, str, str]] = []  # recorded in one transaction before the next load
+
+    def record_skipped() -> None:
+        if skipped:
+            values = ", ".join(["(?, ?, ?, 'skipped_duplicate', ?)"] * len(skipped))
+            params = [v for rel, d, e in skipped for v in (run_id, rel, d, e)]
+            _in_transaction(con, lambda: con.execute(
+                "INSERT OR REPLACE INTO ops.run_file (run_id, file_name, content_hash, action, delivery_id) "
+                f"VALUES {values}", params))
+            skipped.clear()
+
     for rel, path, spec in discover(inbox, settings):
         data = path.read_bytes()
         digest = content_hash(data)
-        existing = loaded_delivery_for_hash(con, digest)
+        existing = loaded.get(digest)
         if existing is not None:
-            _in_transaction(con, lambda: _insert_run_file(con, run_id, rel, digest, "skipped_duplicate", existing))
+            skipped.append((rel, digest, existing))
             report.skipped_duplicates.append(rel)
             log.info("skipped %s: same content as delivery %s", rel, existing)
             continue
-        report.deliveries.append(load_file(con, spec, rel, data, digest, run_id, settings, key))
+        record_skipped()
+        result = load_file(con, spec, rel, data, digest, run_id, settings, key)
+        loaded.setdefault(digest, result.delivery_id)
+        report.deliveries.append(result)
+    record_skipped()
     return report

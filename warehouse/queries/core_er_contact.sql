@@ -1,6 +1,7 @@
 -- core.er_contact from staging: the newest delivery of each (sygehus, kontakt_id) wins.
 -- Geocode and casualty columns start empty; the geocode and link stages fill them.
-DELETE FROM core.er_contact;
+-- skadestue.ingest.core.build_core deletes the rows it rebuilds first (all of them, or the keys
+-- delivered since core was last built) and puts its key filter in place of __KEYS__.
 INSERT INTO core.er_contact BY NAME
 SELECT
     sygehus, kontakt_id, delivery_id, ankomst, ulykke_tid, injury_date,
@@ -13,4 +14,5 @@ SELECT
     CAST(NULL AS VARCHAR) AS geocode_method,
     CAST(NULL AS VARCHAR) AS casualty_id
 FROM staging.er_contact
+__KEYS__
 QUALIFY row_number() OVER (PARTITION BY sygehus, kontakt_id ORDER BY delivery_seq DESC, line_no DESC) = 1;

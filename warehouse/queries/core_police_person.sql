@@ -4,11 +4,13 @@
 -- elements; with more, element 1's road user for persons outside element 1 and 'other' for
 -- element 1; 'none' for single-element accidents. An element's road user is that of its
 -- lowest-numbered person (the driver); pedestrians are elements too.
-DELETE FROM core.police_person;
+-- build_core deletes the rows it rebuilds first and puts its key filter in place of __KEYS__
+-- (whole accidents: counterpart and age depend on the accident's other persons and its date).
 INSERT INTO core.police_person BY NAME
 WITH person AS (
     SELECT *
     FROM staging.police_person
+    __KEYS__
     QUALIFY row_number() OVER (
         PARTITION BY uheld_id, elementnr, personnr ORDER BY delivery_seq DESC, line_no DESC) = 1
 ),
