@@ -11,11 +11,21 @@ Both are scored with skadestue.link.evaluate against the synthetic truth.
 
     .venv/bin/python bench/bench_link.py --contacts 500000 --police 60000
     .venv/bin/python bench/bench_link.py --contacts 50000 --police 6000   # quick
+    .venv/bin/python bench/bench_link.py --night      # incremental: national warehouse + one night
+
+``--night`` (issue 9) holds back the last two accident days of the synthetic data (police
+accidents of each day, ER contacts arriving from it on: at national scale about 150-250
+contacts and 20 injured persons a night), links the rest (a full run that also trains and
+stores the model), then delivers and links the two nights one by one, each in a fresh process
+(wall, CPU, peak RSS), re-runs with nothing new, and relinks the second night's warehouse in
+full with the stored model to check that both give the same links, casualties and dark figure.
+Its results go to the "incremental" entry of bench/results/bench_link.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import platform
@@ -226,14 +236,124 @@ def _dark_figure(con, truth_dir: Path) -> dict:
                                                          round(float(pooled_all["ci_high"]))]}}
 
 
+#: The nights: ER contacts arriving on or after the day, police accidents of or after it.
+_NIGHT = {
+    "er_contact": "ankomst >= DATE '{day}'",
+    "police_person": "uheld_id IN (SELECT uheld_id FROM core.police_accident WHERE uheldsdato >= DATE '{day}')",
+    "police_accident": "uheldsdato >= DATE '{day}'",
+}
+
+
+def hold_back_nights(warehouse: Path) -> list[dict[str, int]]:
+    """Move the last two accident days' rows (and ER contacts arriving from then on) from core
+    into main.night<i>_* tables; their counts per night."""
+    con = db.connect(str(warehouse))
+    last = con.execute("SELECT max(uheldsdato) FROM core.police_accident").fetchone()[0]
+    counts = []
+    for i, day in ((2, last), (1, last - dt.timedelta(days=1))):
+        where = {t: w.format(day=day) for t, w in _NIGHT.items()}
+        for table in where:
+            con.execute(f"CREATE TABLE main.night{i}_{table} AS SELECT * FROM core.{table} WHERE {where[table]}")
+        for table in where:
+            con.execute(f"DELETE FROM core.{table} WHERE {where[table]}")
+        counts.append({t: con.execute(f"SELECT count(*) FROM main.night{i}_{t}").fetchone()[0] for t in where})
+    con.close()
+    return counts[::-1]
+
+
+def deliver_night(warehouse: Path, i: int) -> None:
+    """Put held-back night ``i`` into core (as ingestion would, casualty_id NULL)."""
+    con = db.connect(str(warehouse))
+    for table in ("police_accident", "police_person", "er_contact"):
+        con.execute(f"INSERT INTO core.{table} SELECT * FROM main.night{i}_{table}")
+    con.close()
+
+
+def run_night(mode: str, warehouse: Path) -> dict:
+    """One linkage run in this (fresh) process: wall, CPU, peak RSS and what it redid."""
+    from skadestue.config import Settings
+    from skadestue.link import link_casualties
+
+    con = db.connect(str(warehouse))
+    con.execute("SET threads = 2")
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    report = link_casualties(con, Settings(), mode=mode)
+    seconds = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    out = {"mode": report.mode, "seconds": round(seconds, 2),
+           "cpu_seconds": round(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, 2),
+           "peak_rss_mb": round(r1.ru_maxrss / 1024),
+           **{k: getattr(report, k) for k in (
+               "model_trained", "n_contacts_changed", "n_contacts_refolded", "n_er_events_rescored",
+               "n_police_rescored", "n_pairs_scored", "n_casualties_rebuilt", "n_er_contacts", "n_er_events",
+               "n_links", "by_source", "n_review_pairs", "dark_figure_estimate", "step_seconds")},
+           "digest": {k: con.execute(v).fetchone()[0] for k, v in {
+               "casualty": "SELECT sum(hash(c)) FROM (SELECT * FROM core.casualty) c",
+               "members": "SELECT sum(hash(sygehus, kontakt_id, casualty_id)) FROM core.er_contact",
+               "links": "SELECT sum(hash(er_key, police_key, match_probability)) FROM link.pair",
+               "dark": "SELECT sum(hash(c)) FROM (SELECT * EXCLUDE (built_at) FROM marts.dark_figure) c",
+           }.items()}}
+    con.close()
+    out["digest"] = {k: str(v) for k, v in out["digest"].items()}
+    return out
+
+
+def night_bench(args) -> None:
+    """--night: a full link of all but the last day, then that day incrementally, then a relink."""
+    def child(mode: str, wh: Path) -> dict:
+        res = subprocess.run([sys.executable, __file__, "--run", "night", "--mode", mode, "--dir", str(wh)],
+                             check=True, capture_output=True, text=True)
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    with tempfile.TemporaryDirectory(prefix="bench_link_night_") as tmp:
+        wh = Path(tmp) / "wh.duckdb"
+        tables, truth = synthesise(args.contacts, args.police, args.seed)
+        write_warehouse(wh, tables, truth, Path(tmp) / "truth")
+        data = {"er_contacts": len(tables["er_contact"]), "police_persons": len(tables["police_person"])}
+        del tables, truth
+        night = hold_back_nights(wh)
+        first = child("auto", wh)          # all but the last two days: full, trains the model
+        deliver_night(wh, 1)
+        night1 = child("auto", wh)         # first night after a full build (see README)
+        deliver_night(wh, 2)
+        (Path(tmp) / "relink.duckdb").write_bytes(wh.read_bytes())
+        inc = child("auto", wh)            # an ordinary night
+        again = child("auto", wh)          # nothing new
+        relink = child("relink", Path(tmp) / "relink.duckdb")  # the same night, everything relinked
+    same = {k: inc["digest"][k] == relink["digest"][k] for k in inc["digest"]}
+    print(f"data: {data}; night: {night}")
+    print(f"{'run':24} {'mode':12} {'wall s':>7} {'CPU s':>7} {'RSS MB':>7} {'events rescored':>16} {'links':>6}")
+    for name, r in (("first (all but 2 days)", first), ("night 1 after full build", night1),
+                    ("night 2 (ordinary)", inc), ("re-run (nothing new)", again),
+                    ("same night, relink", relink)):
+        print(f"{name:24} {r['mode']:12} {r['seconds']:7.2f} {r['cpu_seconds']:7.2f} {r['peak_rss_mb']:7d} "
+              f"{r['n_er_events_rescored']:16d} {r['n_links']:6d}")
+    print(f"incremental == relink: {same}")
+    out = REPO / "bench" / "results" / "bench_link.json"
+    result = json.loads(out.read_text()) if out.exists() else {}
+    result["incremental"] = {
+        "data": data, "night": night, "load_average_at_end": os.getloadavg(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "first": first, "night1_after_full_build": night1, "night_run": inc, "rerun": again, "relink": relink, "incremental_equals_relink": same}
+    out.write_text(json.dumps(result, indent=2, default=str))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--contacts", type=int, default=500_000)
     ap.add_argument("--police", type=int, default=60_000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--run", choices=["splink", "exact"], help=argparse.SUPPRESS)
+    ap.add_argument("--night", action="store_true", help="measure one incremental night (see above)")
+    ap.add_argument("--run", choices=["splink", "exact", "night"], help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.run == "night":
+        print(json.dumps(run_night(args.mode, args.dir), default=str))
+        return
+    if args.night:
+        night_bench(args)
+        return
     if args.run:  # child process: one linker
         wh = args.dir / f"{args.run}.duckdb"
         print(json.dumps(run_linker(args.run, wh, args.dir / "truth")))
@@ -263,7 +383,10 @@ def main() -> None:
     result = {"data": data, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "results": rows}
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench_link.json").write_text(json.dumps(result, indent=2))
+    previous = out_dir / "bench_link.json"
+    if previous.exists() and "incremental" in json.loads(previous.read_text()):
+        result["incremental"] = json.loads(previous.read_text())["incremental"]
+    previous.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

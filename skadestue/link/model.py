@@ -82,7 +82,7 @@ def fit_model(con: duckdb.DuckDBPyConnection, settings: Settings, out: Path = MO
 
     fold_er_events(con, settings)
     build_police_persons(con)
-    er, police = _input_table(con, _ER_INPUT), _input_table(con, _POLICE_INPUT)
+    er, police = _input_table(con, _ER_INPUT.format(src="link_er_event")), _input_table(con, _POLICE_INPUT.format(src="link_police_person"))
     if er.num_rows == 0 or police.num_rows == 0:
         raise ValueError("cannot fit the linkage model: no ER events or no injured police persons in core")
     span = con.execute("SELECT date_diff('day', min(injury_date), max(injury_date)) + 1 FROM link_er_event").fetchone()[0]

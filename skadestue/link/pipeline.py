@@ -1,17 +1,19 @@
-"""link_casualties: the whole linkage step, in one transaction."""
+"""link_casualties: the whole linkage step, in one transaction (incremental: see incremental.py)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import duckdb
 
 from skadestue.config import Settings
-from skadestue.link.casualty import build_casualties, count_police_placed_contacts
+from skadestue.link.casualty import build_casualties, count_police_placed_contacts, place_linked_contacts
 from skadestue.link.darkfigure import build_dark_figure, police_known_share_by_road_user
-from skadestue.link.prepare import build_police_persons, fold_er_events, police_orphans
-from skadestue.link.splink_model import build_review_list, match_one_to_one, score_pairs
+from skadestue.link.incremental import TEMP_TABLES, relink
+from skadestue.link.prepare import police_orphans
+from skadestue.link.splink_model import build_review_list
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +49,61 @@ class LinkReport:
     dark_figure_pooled: float | None = None
     #: Estimated share of casualties known to the police, per road user (run summary).
     police_known_share_by_road_user: dict[str, float] = field(default_factory=dict)
+    #: What this run redid (issue 9): 'full' (model retrained, all relinked), 'relink' (all
+    #: relinked with the stored model), 'incremental' or 'skipped' (nothing changed).
+    mode: str = "full"
+    model_trained: bool = False
+    #: ER contacts new, changed, vanished or unlinked since the last linkage.
+    n_contacts_changed: int = 0
+    #: ER contacts re-folded (the persons of the changed ones, all of their contacts).
+    n_contacts_refolded: int = 0
+    n_er_events_rescored: int = 0
+    n_police_rescored: int = 0
+    #: Pairs Splink scored in this run.
+    n_pairs_scored: int = 0
+    #: ER events + police persons whose casualty row was rebuilt.
+    n_casualties_rebuilt: int = 0
+    #: Wall seconds per step of this run.
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def link_casualties(con: duckdb.DuckDBPyConnection, settings: Settings) -> LinkReport:
+def link_casualties(con: duckdb.DuckDBPyConnection, settings: Settings, mode: str = "auto") -> LinkReport:
     """Fold ER return visits into injury events, link them to injured police persons and
-    rebuild core.casualty (plus casualty_id on core.er_contact and core.police_person).
+    bring core.casualty up to date (plus casualty_id on core.er_contact and core.police_person).
 
-    Deterministic: the same core tables give the same casualties and ids.
+    Incremental (skadestue.link.incremental): a night re-folds, re-scores and rebuilds only
+    what changed since the last linkage, with the same result as a full relink. ``mode``:
+    'auto', 'relink' (relink everything with the stored model) or 'full' (retrain the model
+    first). Deterministic: the same core tables give the same casualties and ids.
     """
     con.execute("BEGIN TRANSACTION")
     try:
-        n_contacts, n_events = fold_er_events(con, settings)
-        n_police = build_police_persons(con)
+        run_id = _current_run_id(con)
         n_quarantined = _quarantine_orphans(con)
-        n_candidates = score_pairs(con, settings.link.match_threshold, settings.duckdb_threads)
-        n_links = match_one_to_one(con)
-        n_review = build_review_list(con, settings.link.match_threshold)
-        by_source = build_casualties(con)
+        stats = relink(con, settings, mode, run_id)
+        steps = dict(stats.step_seconds)
+        if stats.mode != "skipped":
+            for name, step in (("casualties", lambda: build_casualties(con)),
+                               ("review", lambda: build_review_list(con, settings.link.match_threshold)),
+                               ("dark_figure", lambda: build_dark_figure(con))):
+                t0 = time.perf_counter()
+                step()
+                steps[name] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        place_linked_contacts(con)
+        steps["police_places"] = round(time.perf_counter() - t0, 3)
+        by_source = dict(con.execute("SELECT source, count(*) FROM core.casualty GROUP BY source").fetchall())
+        n_review = int(con.execute("SELECT count(*) FROM quality.link_review").fetchone()[0])
         n_placed = count_police_placed_contacts(con)
-        dark = build_dark_figure(con)
-        for name in _TEMP_TABLES:
+        dark = con.execute("SELECT * FROM marts.dark_figure").df()
+        for name in set(_TEMP_TABLES) | set(TEMP_TABLES):
             con.execute(f"DROP TABLE IF EXISTS {name}")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
+    n_contacts, n_events = stats.n_contacts, stats.n_er_events
+    n_police, n_candidates, n_links = stats.n_police, stats.n_candidates, stats.n_links
     report = LinkReport(
         n_er_contacts=n_contacts,
         n_er_events=n_events,
@@ -88,6 +120,15 @@ def link_casualties(con: duckdb.DuckDBPyConnection, settings: Settings) -> LinkR
         dark_figure_ci=_total_ci(dark),
         dark_figure_pooled=_rounded(dark, "total", "estimate"),
         police_known_share_by_road_user=police_known_share_by_road_user(dark),
+        mode=stats.mode,
+        model_trained=stats.model_trained,
+        n_contacts_changed=stats.n_contacts_changed,
+        n_contacts_refolded=stats.n_contacts_refolded,
+        n_er_events_rescored=stats.n_er_events_rescored,
+        n_police_rescored=stats.n_police_rescored,
+        n_pairs_scored=stats.n_pairs_scored,
+        n_casualties_rebuilt=stats.n_casualties_rebuilt,
+        step_seconds=steps,
     )
     log.info("linkage: %s", report)
     return report
@@ -114,8 +155,12 @@ def _current_run_id(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _quarantine_orphans(con: duckdb.DuckDBPyConnection) -> int:
-    """Send injured police persons whose accident row is missing to quality.quarantine."""
-    orphans = police_orphans(con)
+    """Send injured police persons whose accident row is missing to quality.quarantine (once:
+    a person an earlier linkage already quarantined from the same delivery is not repeated)."""
+    done = set(con.execute(
+        "SELECT record_key, delivery_id FROM quality.quarantine WHERE stage = 'link' AND source = 'police_person'"
+    ).fetchall())
+    orphans = [o for o in police_orphans(con) if (f"{o[0]}|{o[1]}|{o[2]}", o[3]) not in done]
     if not orphans:
         return 0
     run_id = _current_run_id(con)

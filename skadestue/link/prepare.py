@@ -1,7 +1,7 @@
 """Linkage inputs: ER contacts folded into injury events, and injured police persons.
 
-Everything lives in TEMP tables of the warehouse connection (``link_*``), so the linkage
-adds nothing to the warehouse schema and a re-run starts from scratch.
+The working tables are TEMP tables of the warehouse connection (``link_*``); what a night
+keeps for the next one is in schema ``link`` (skadestue.link.incremental).
 """
 
 from __future__ import annotations
@@ -30,24 +30,41 @@ def fold_er_events(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[
 
     Returns (number of ER contacts, number of injury events).
     """
-    con.execute(query("link_contacts"))
+    build_link_contacts(con)
     _assign_nocpr_person_keys(con, settings.link.return_visit_days)
-    con.execute(
-        query("link_er_events")
-        .replace("$return_visit_days", str(int(settings.link.return_visit_days)))
-        .replace("$new_place_m", repr(float(NEW_PLACE_M)))
-    )
+    fold_events(con, settings)
     n_contacts = con.execute("SELECT count(*) FROM link_contact").fetchone()[0]
     n_events = con.execute("SELECT count(*) FROM link_er_event").fetchone()[0]
     log.info("folded %d ER contacts into %d injury events", n_contacts, n_events)
     return int(n_contacts), int(n_events)
 
 
+def build_link_contacts(con: duckdb.DuckDBPyConnection, scope: str | None = None) -> None:
+    """Build ``link_contact`` from core.er_contact: every contact, or only those whose key is
+    in the table ``scope`` (column contact_key)."""
+    where = "true" if scope is None else f"sygehus || '|' || kontakt_id IN (SELECT contact_key FROM {scope})"
+    con.execute(query("link_contacts").replace("__SCOPE__", where))
+
+
+def fold_events(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Fold the contacts of ``link_contact`` (person keys set) into ``link_contact_event`` and
+    ``link_er_event``."""
+    con.execute(
+        query("link_er_events")
+        .replace("$return_visit_days", str(int(settings.link.return_visit_days)))
+        .replace("$new_place_m", repr(float(NEW_PLACE_M)))
+    )
+
+
 def _assign_nocpr_person_keys(con: duckdb.DuckDBPyConnection, return_visit_days: int) -> None:
     """Give CPR-less contacts a person key: connected components of "looks like the same
     person at the same place" pairs (link_nocpr_edges.sql). A component holding contacts of
     exactly one CPR person joins that person (a transfer typed without the CPR); otherwise
-    the key names the component's smallest CPR-less contact key."""
+    the key names the component's smallest CPR-less contact key.
+
+    Also leaves ``link_nocpr_component(contact_key, component)``: every node of the graph with
+    its component's smallest contact key (what an incremental night re-opens)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE link_nocpr_component (contact_key VARCHAR, component VARCHAR)")
     edges = con.execute(
         query("link_nocpr_edges"),
         {"return_visit_days": int(return_visit_days), "same_place_m": SAME_PLACE_M},
@@ -72,6 +89,8 @@ def _assign_nocpr_person_keys(con: duckdb.DuckDBPyConnection, return_visit_days:
     con.register("link_nocpr_person", person)
     try:
         con.execute(query("link_nocpr_assign"))
+        con.execute("INSERT INTO link_nocpr_component SELECT contact_key, "
+                    "min(contact_key) OVER (PARTITION BY label) FROM link_nocpr_person")
     finally:
         con.unregister("link_nocpr_person")
     log.info("%d CPR-less contacts grouped into %d components (%d same-person pairs)",

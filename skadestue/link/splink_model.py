@@ -8,11 +8,13 @@ estimated per run by random sampling.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 from splink import DuckDBAPI, Linker
 
 from skadestue.db import query
@@ -39,14 +41,14 @@ SELECT event_key AS unique_id, cpr_pseudonym, injury_date,
        nullif(road_user, 'unknown') AS road_user, kommunekode,
        CASE WHEN geocode_quality <> 'C' THEN x END AS x,
        CASE WHEN geocode_quality <> 'C' THEN y END AS y
-FROM link_er_event ORDER BY unique_id
+FROM {src} ORDER BY unique_id
 """
 _POLICE_INPUT = """
 SELECT police_key AS unique_id, cpr_pseudonym, injury_date,
        injury_date + 1 AS injury_date_next,
        date_diff('day', DATE '1970-01-01', injury_date) AS injury_day, age, sex,
        nullif(road_user, 'unknown') AS road_user, kommunekode, x, y
-FROM link_police_person ORDER BY unique_id
+FROM {src} ORDER BY unique_id
 """
 
 
@@ -63,8 +65,8 @@ def score_pairs(con: duckdb.DuckDBPyConnection, match_threshold: float, threads:
 
     Returns the number of candidate pairs kept.
     """
-    er = _input_table(con, _ER_INPUT)
-    police = _input_table(con, _POLICE_INPUT)
+    er = _input_table(con, _ER_INPUT.format(src="link_er_event"))
+    police = _input_table(con, _POLICE_INPUT.format(src="link_police_person"))
     for table in ("link_candidate", "link_scored_pair"):
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} (er_key VARCHAR, police_key VARCHAR, "
@@ -133,6 +135,68 @@ def predict_pairs(db_api, er, police, settings: dict):
         _quiet_splink()
         linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=U_SAMPLE_SEED)
     return linker.inference.predict(warning_mode="never")
+
+
+def train_model(con: duckdb.DuckDBPyConnection, er_src: str, police_src: str, threads: int = 2) -> dict | None:
+    """The full Splink model for this data: priors or trained m (model.json), lambda and the
+    date levels' u from the data's size and span, u of the other levels by random sampling
+    (U_SAMPLE_PAIRS, seeded). ``er_src``/``police_src`` name relations shaped like
+    link_er_event / link_police_person. None when a side is empty (nothing to score)."""
+    er = _input_table(con, _ER_INPUT.format(src=er_src))
+    police = _input_table(con, _POLICE_INPUT.format(src=police_src))
+    if er.num_rows == 0 or police.num_rows == 0:
+        return None
+    span_days = con.execute(
+        f"SELECT date_diff('day', min(d), max(d)) + 1 FROM (SELECT injury_date AS d FROM {er_src} "
+        f"UNION ALL SELECT injury_date FROM {police_src})"
+    ).fetchone()[0]
+    settings = apply_trained_m(splink_settings(er.num_rows, int(span_days)), trained_m())
+    log.info("Splink model: %d ER events x %d police persons, date span %d days, prior %.1f bits",
+             er.num_rows, police.num_rows, span_days, prior_log2_odds(er.num_rows))
+    splink_con = duckdb.connect(":memory:")
+    try:
+        splink_con.execute(f"SET threads={max(int(threads), 1)}")
+        db_api = DuckDBAPI(connection=splink_con)
+        linker = Linker([db_api.register(er, dataset_display_name=ER_DATASET),
+                         db_api.register(police, dataset_display_name=POLICE_DATASET)], settings, log_level=None)
+        if U_SAMPLE_PAIRS > 0:
+            _quiet_splink()
+            linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=U_SAMPLE_SEED)
+        return linker.misc.save_model_to_json(None)
+    finally:
+        splink_con.close()
+
+
+def score_with_model(con: duckdb.DuckDBPyConnection, model: dict, er_sql: str, police_sql: str,
+                     threads: int = 2) -> pa.Table:
+    """Score the blocked pairs of two Splink inputs with a stored model (no training): Arrow
+    (er_key, police_key, match_probability, match_weight). A pair's score depends only on its
+    two records and the model, so scoring a subset gives the same numbers as scoring all."""
+    er = _input_table(con, er_sql)
+    police = _input_table(con, police_sql)
+    empty = pa.table({"er_key": pa.array([], pa.string()), "police_key": pa.array([], pa.string()),
+                      "match_probability": pa.array([], pa.float64()), "match_weight": pa.array([], pa.float64())})
+    if er.num_rows == 0 or police.num_rows == 0:
+        return empty
+    splink_con = duckdb.connect(":memory:")
+    try:
+        splink_con.execute(f"SET threads={max(int(threads), 1)}")
+        db_api = DuckDBAPI(connection=splink_con)
+        linker = Linker([db_api.register(er, dataset_display_name=ER_DATASET),
+                         db_api.register(police, dataset_display_name=POLICE_DATASET)],
+                        copy.deepcopy(model), log_level=None)
+        pairs = linker.inference.predict(warning_mode="never").as_pyarrow_table()
+    finally:
+        splink_con.close()
+    if pairs.num_rows == 0:
+        return empty
+    left_er = pa.compute.equal(pairs.column("source_dataset_l"), ER_DATASET)
+    return pa.table({
+        "er_key": pa.compute.if_else(left_er, pairs.column("unique_id_l"), pairs.column("unique_id_r")),
+        "police_key": pa.compute.if_else(left_er, pairs.column("unique_id_r"), pairs.column("unique_id_l")),
+        "match_probability": pairs.column("match_probability").cast(pa.float64()),
+        "match_weight": pairs.column("match_weight").cast(pa.float64()),
+    })
 
 
 def match_one_to_one(con: duckdb.DuckDBPyConnection) -> int:

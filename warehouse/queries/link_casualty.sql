@@ -10,7 +10,12 @@
 --   severity     'killed' if either says killed; else the hospital's when known (police
 --                severity agrees with the hospital's only ~50% of the time), else the police's
 --   age, sex     the hospital's (CPR-derived) when known, else the police's
-DELETE FROM core.casualty;
+-- Scope (skadestue.link.incremental): link_er_event / link_police_person hold the events and
+-- police persons whose casualty is (re)built this run (all of them in a full relink, else the
+-- affected ones and their link partners), link_pair every link, link_contact_event the contacts of
+-- those events; link_casualty_drop the casualty ids to delete first, link_police_reset the
+-- police persons whose casualty_id is cleared first.
+DELETE FROM core.casualty WHERE casualty_id IN (SELECT casualty_id FROM link_casualty_drop);
 
 INSERT INTO core.casualty (casualty_id, source, uheld_id, injury_date, injury_hour, kommunekode,
     x, y, geocode_quality, road_user, counterpart, severity, age_band, sex, link_probability,
@@ -74,7 +79,8 @@ LEFT JOIN link_pair l ON l.er_key = e.event_key
 LEFT JOIN link_police_person p ON p.police_key = l.police_key
 WHERE c.sygehus || '|' || c.kontakt_id = ce.contact_key;
 
-UPDATE core.police_person SET casualty_id = NULL;
+UPDATE core.police_person SET casualty_id = NULL
+WHERE uheld_id || '|' || elementnr || '|' || personnr IN (SELECT police_key FROM link_police_reset);
 
 UPDATE core.police_person AS pp
 SET casualty_id = p.casualty_id

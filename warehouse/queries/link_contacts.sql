@@ -2,6 +2,8 @@
 -- pseudonym is known) and a rank for its geocode quality (higher = better placed).
 -- A position taken over from a linked police record by an earlier run (quality 'police')
 -- is ignored, so re-running the linkage gives the same result as the first run.
+-- __SCOPE__ is 'true' (every contact) or a filter to the contacts a night re-links
+-- (skadestue.link.incremental).
 CREATE OR REPLACE TEMP TABLE link_contact AS
 WITH c AS (
     SELECT * REPLACE (
@@ -9,6 +11,7 @@ WITH c AS (
         CASE WHEN geocode_quality = 'police' THEN NULL ELSE y END AS y,
         CASE WHEN geocode_quality = 'police' THEN NULL ELSE geocode_uncertainty_m END AS geocode_uncertainty_m)
     FROM core.er_contact
+    WHERE __SCOPE__
 )
 SELECT
     sygehus || '|' || kontakt_id                      AS contact_key,

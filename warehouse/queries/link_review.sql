@@ -1,5 +1,6 @@
 -- Clerical review list: scored pairs with $review_min <= probability < $review_max (near the
 -- threshold on either side), and pairs above the threshold that lost a one-to-one conflict.
+-- Read from the linkage's kept state (link.*, every scored pair so far) and this run's links.
 DELETE FROM quality.link_review;
 
 INSERT INTO quality.link_review (er_casualty_id, police_casualty_id, match_probability, match_weight,
@@ -14,9 +15,9 @@ SELECT
     e.injury_date, p.injury_date, e.sex, p.sex, e.age, p.age, e.road_user, p.road_user,
     e.kommunekode, p.kommunekode,
     sqrt(power(e.x - p.x, 2) + power(e.y - p.y, 2))
-FROM link_scored_pair s
-JOIN link_er_event e ON e.event_key = s.er_key
-JOIN link_police_person p ON p.police_key = s.police_key
+FROM link.scored_pair s
+JOIN link.er_event e ON e.event_key = s.er_key
+JOIN link.police_person p ON p.police_key = s.police_key
 LEFT JOIN link_pair l ON l.er_key = s.er_key AND l.police_key = s.police_key
 WHERE (s.match_probability >= $review_min AND s.match_probability < $review_max)
    OR (s.match_probability >= $threshold AND l.er_key IS NULL)
