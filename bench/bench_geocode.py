@@ -15,6 +15,17 @@ machine wall time depends on the load, so CPU seconds (texts per CPU second) are
 ``--import-only`` writes the synthetic gazetteer as DAWA/DAGI files (CSV, GeoJSON) and times
 ``geodata.importer.import_geodata`` on them in a child process; its figures are kept under
 ``"import"`` in the result file by later geocoding runs.
+
+    .venv/bin/python bench/bench_geocode.py --night            # a small night (issue 9)
+
+``--night`` builds a national warehouse file (the gazetteer above, ~560,000 ER contacts over
+100,000 distinct texts and 40,000 police accidents, all geocoded once, which also writes the
+gazetteer cache) and then times, in a fresh child process, the nightly geocode stage (police
+check + ER contacts, one transaction, as the flow runs it) for one ordinary night: 150 new ER
+contacts and 20 new police accidents. It is timed twice on the same warehouse: the way the
+stage ran before (gazetteer read from DuckDB, every contact re-joined with the spatial
+kommune lookup; rolled back) and the way it runs now (cached gazetteer, only changed rows).
+``--reuse`` keeps an existing night warehouse in ``--work``. Results go under ``"night"``.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -211,6 +223,140 @@ def bench_import(n_addresses: int, seed: int, work: Path) -> dict:
     return result
 
 
+#: geocode_er_update as it was before issue 9's night work (every contact, every night, with
+#: the spatial kommune lookup for every cache row): the "before" of the night benchmark.
+OLD_ER_UPDATE_SQL = """
+UPDATE core.er_contact AS e
+SET x = r.x, y = r.y, geocode_quality = r.quality, geocode_uncertainty_m = r.uncertainty_m,
+    geocode_method = r.method, kommunekode = coalesce(e.kommunekode, r.kommunekode_polygon, r.kommunekode)
+FROM (
+    SELECT g.* EXCLUDE (kommunekode_polygon), m.kommunekode AS kommunekode_polygon
+    FROM core.geocode_result AS g
+    LEFT JOIN gazetteer.municipality AS m
+      ON g.x IS NOT NULL AND ST_Contains(m.geom, ST_Point(g.x, g.y))
+    QUALIFY row_number() OVER (PARTITION BY g.location_text, g.kommunekode_hint
+                               ORDER BY m.kommunekode) = 1
+) AS r
+WHERE r.location_text = coalesce(e.ulykkessted, '')
+  AND r.kommunekode_hint = coalesce(e.kommunekode, '')"""
+
+
+def _insert_contacts(con, texts: pd.DataFrame, prefix: str, day: str) -> None:
+    df = pd.DataFrame({
+        "sygehus": "Bench Sygehus", "kontakt_id": [f"{prefix}{i:07d}" for i in range(len(texts))],
+        "delivery_id": f"er-{prefix}", "ankomst": pd.Timestamp(day + " 12:00"),
+        "injury_date": pd.Timestamp(day).date(), "road_user": "cyclist", "counterpart": "car",
+        "severity": "slight", "ulykkessted": texts["location_text"].to_numpy(),
+        "kommunekode": texts["kommunekode_hint"].replace("", None).to_numpy()})
+    con.register("_contacts", df)
+    con.execute("INSERT INTO core.er_contact BY NAME SELECT * FROM _contacts")
+    con.unregister("_contacts")
+
+
+def _insert_police(con, n: int, prefix: str, seed: int) -> None:
+    """Police accidents at sampled addresses: 80 % with their X/Y, 2 % swapped, 3 % outside
+    their kommune, 15 % without X/Y (road fields only)."""
+    con.execute(f"""
+        INSERT INTO core.police_accident BY NAME
+        SELECT '{prefix}' || lpad(CAST(row_number() OVER () AS VARCHAR), 7, '0') AS uheld_id,
+               'pol-{prefix}' AS delivery_id, DATE '2025-06-01' AS uheldsdato, 'slight' AS severity,
+               kommunekode, vejnavn, husnr, NULL AS krydsende_vej,
+               CASE WHEN r < 80 THEN x WHEN r < 82 THEN y WHEN r < 85 THEN x + 200000 END AS x,
+               CASE WHEN r < 80 THEN y WHEN r < 82 THEN x WHEN r < 85 THEN y END AS y,
+               CASE WHEN r < 85 THEN 'police' ELSE 'none' END AS geocode_quality
+        FROM (SELECT *, hash(id, {seed}) % 100 AS r
+              FROM gazetteer.address USING SAMPLE {n} ROWS (reservoir, {seed}))""")
+
+
+def prepare_night(path: Path, n_addresses: int, seed: int, n_contacts: int, n_distinct: int,
+                  n_police: int) -> dict:
+    """A national warehouse, geocoded once (which writes the gazetteer cache)."""
+    from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for p in (path, Path(str(path) + ".wal")):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(Path(str(path) + ".cache"), ignore_errors=True)
+    con = connect(path)
+    t0 = time.perf_counter()
+    counts = build_gazetteer(con, n_addresses, seed)
+    texts = make_texts(con, n_distinct, seed)[["location_text", "kommunekode_hint"]]
+    history = texts.sample(n=n_contacts, replace=True, random_state=seed).reset_index(drop=True)
+    _insert_contacts(con, history, "H", "2025-06-01")
+    _insert_police(con, n_police, "H", seed)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    settings = Settings.model_validate({"geocode": {"workers": 2, "corrections_file": None}})
+    police = geocode_police_accidents(con, settings)
+    er = geocode_er_contacts(con, settings)
+    t_full = time.perf_counter() - t0
+    con.close()
+    return {"gazetteer": counts, "er_contacts": n_contacts, "distinct_texts": n_distinct,
+            "police_accidents": n_police, "build_s": round(t_build, 1),
+            "first_geocode_s": round(t_full, 1), "first_geocode_er": er,
+            "first_geocode_police": {k: police[k] for k in ("police", "A", "B", "C", "none")}}
+
+
+def night_run(path: Path, seed: int, n_new: int, n_police_new: int) -> dict:
+    """One ordinary night on the prepared warehouse, before (rolled back) and now (committed).
+    Runs in a fresh process: peak RSS is the night's own."""
+    import skadestue.geocode as geocode
+    import skadestue.geocode.cache as cache
+    from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
+    settings = Settings.model_validate({"geocode": {"corrections_file": None}})
+    con = connect(path)
+    new_texts = make_texts(con, n_new, seed + 101)[["location_text", "kommunekode_hint"]]
+    out: dict = {}
+    for variant in ("before", "now"):
+        con.execute("BEGIN TRANSACTION")
+        _insert_contacts(con, new_texts, "N", "2025-06-02")
+        _insert_police(con, n_police_new, "N", seed + 101)
+        if variant == "before":
+            # the old stage: every accident re-checked, gazetteer read from DuckDB, every
+            # contact re-joined with the spatial kommune lookup
+            con.execute("UPDATE core.police_accident SET geocode_hash = NULL")
+            real_dir, real_query = cache.default_cache_dir, geocode.query
+            cache.default_cache_dir = lambda c: None
+            geocode.query = (lambda name: OLD_ER_UPDATE_SQL if name == "geocode_er_update"
+                             else real_query(name))
+        t0, c0 = time.perf_counter(), cpu_s()
+        try:
+            police = geocode_police_accidents(con, settings)
+            t_police = time.perf_counter() - t0
+            er = geocode_er_contacts(con, settings)
+        finally:
+            if variant == "before":
+                cache.default_cache_dir = real_dir
+                geocode.query = real_query
+        wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+        con.execute("ROLLBACK" if variant == "before" else "COMMIT")
+        out[variant] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                        "police_wall_s": round(t_police, 2),
+                        "police_checked": police.get("checked"),
+                        "texts_geocoded": er["texts_geocoded"],
+                        "gazetteer_cache": er.get("gazetteer_cache")}
+    out["peak_rss_mb"] = round(peak_rss_mb())
+    out["new_er_contacts"], out["new_police_accidents"] = n_new, n_police_new
+    con.close()
+    return out
+
+
+def bench_night(args) -> dict:
+    import subprocess
+    path = args.work / "night.duckdb"
+    prepared = None
+    if not (args.reuse and path.exists()):
+        prepared = prepare_night(path, args.addresses, args.seed, args.night_contacts,
+                                 args.night_distinct, args.night_police)
+    proc = subprocess.run([sys.executable, __file__, "--night-run", str(path), "--seed", str(args.seed),
+                           "--night-new", str(args.night_new)],
+                          check=True, capture_output=True, text=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if prepared:
+        result["prepared"] = prepared
+    result["load_average_1min"] = round(os.getloadavg()[0], 1)
+    return result
+
+
 def cpu_s() -> float:
     """User + system CPU seconds of this process and its (finished) workers."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -231,8 +377,25 @@ def main() -> None:
                     help="only time `geodata import` of national-size files (no geocoding)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/skadestue_bench_geocode"),
                     help="scratch directory for the import files (deleted afterwards)")
+    ap.add_argument("--night", action="store_true",
+                    help="time one ordinary night's geocode stage on a national warehouse (issue 9)")
+    ap.add_argument("--reuse", action="store_true", help="--night: reuse the warehouse in --work")
+    ap.add_argument("--night-contacts", type=int, default=560_000)
+    ap.add_argument("--night-distinct", type=int, default=100_000)
+    ap.add_argument("--night-police", type=int, default=40_000)
+    ap.add_argument("--night-new", type=int, default=150)
+    ap.add_argument("--night-run", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.night_run:
+        print(json.dumps(night_run(args.night_run, args.seed, args.night_new, 20)))
+        return
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.night:
+        result = bench_night(args)
+        print(json.dumps(result, indent=2))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({**previous, "night": result}, indent=2, ensure_ascii=False))
+        return
     if args.import_only:
         result = bench_import(args.addresses, args.seed, args.work)
         result["load_average_1min"] = round(os.getloadavg()[0], 1)
@@ -283,8 +446,9 @@ def main() -> None:
     print(f"{'measure':28s} value")
     for k, v in result.items():
         print(f"{k:28s} {v}")
-    if "import" in previous:          # the importer's figures come from --import-only
-        result["import"] = previous["import"]
+    for key in ("import", "night"):   # from --import-only / --night runs
+        if key in previous:
+            result[key] = previous[key]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 

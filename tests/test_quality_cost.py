@@ -114,18 +114,23 @@ def test_basic_results_with_our_counts_equal_gx_summary(con):
 
 
 def test_data_docs_are_rendered_once_per_run(con, settings, tmp_path):
+    """Whole-table gates (a night's own pages: tests/test_quality_night.py)."""
+    from functools import partial
+
     from skadestue.quality import docs_views
+
+    whole = partial(validate_stage, incremental=False)
 
     docs = tmp_path / "docs"
     insert(con, "staging.er_contact", [er()])
-    first = validate_stage(con, "raw_er", "night-0", settings, docs, today=TODAY)
+    first = whole(con, "raw_er", "night-0", settings, docs, today=TODAY)
     assert first.docs_index == docs.resolve() / "index.html" and first.docs_index.exists()  # no index yet
 
     def pages(run_id: str) -> set[str]:
         return {p.parent.parent.parent.name for p in (docs / "validations").rglob("*.html") if run_id in str(p)}
 
     # a later night: passing gates only queue their results; the last gate renders them all
-    ok = validate_stage(con, "raw_er", "night-1", settings, docs, today=TODAY)
+    ok = whole(con, "raw_er", "night-1", settings, docs, today=TODAY)
     assert ok.success and ok.docs_index == first.docs_index and pages("night-1") == set()
     con.execute("DROP TABLE IF EXISTS marts.hotspot_grid")
     con.execute("CREATE TABLE marts.hotspot_grid (cell_id VARCHAR, kommunekode VARCHAR, period_start DATE, "
@@ -135,14 +140,14 @@ def test_data_docs_are_rendered_once_per_run(con, settings, tmp_path):
                                         "period_start": "2020-01-01", "period_end": "2024-12-31",
                                         "n_killed": 0, "n_serious": 1, "n_slight": 2, "score": 5.0,
                                         "rank_in_kommune": 1}])
-    last = validate_stage(con, "hotspots", "night-1", settings, docs, today=TODAY)
+    last = whole(con, "hotspots", "night-1", settings, docs, today=TODAY)
     assert last.success
     assert pages("night-1") == {"raw_er", "raw_er_timing", "hotspots"}
     assert "night-1" in last.docs_index.read_text(encoding="utf-8")
 
     # a critical failure renders at once (the operator needs the page before the run ends)
     con.execute("DELETE FROM staging.er_contact")
-    failed = validate_stage(con, "raw_er", "night-2", settings, docs, today=TODAY)
+    failed = whole(con, "raw_er", "night-2", settings, docs, today=TODAY)
     assert not failed.success and pages("night-2") == {"raw_er", "raw_er_timing"}
 
     # every build of this process used one template environment per view class

@@ -16,6 +16,7 @@ fixes in ``GeocodeSettings.corrections_file`` are re-applied every run (see
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -25,12 +26,13 @@ import pandas as pd
 
 from skadestue.config import Settings
 from skadestue.db import query
+from skadestue.geocode.cache import load_gazetteer
 from skadestue.geocode.match import (
     RESULT_COLUMNS, Gazetteer, MatchResult, geocode_frame, match_parsed, normalise_hint,
 )
 from skadestue.geocode.normalise import normalise
 from skadestue.geocode.parse import DEFAULT_TOWNS, ParsedLocation, parse_location
-from skadestue.geocode.review import candidates_json, corrections_frame
+from skadestue.geocode.review import candidates_many, corrections_frame
 from skadestue.vocab import GEOCODE_QUALITIES
 
 __all__ = [
@@ -80,9 +82,11 @@ def _with_candidates(gaz: Gazetteer, result: pd.DataFrame, settings: Settings) -
     """Best candidates (JSON) for the unplaced rows of a geocode result, None elsewhere."""
     out = pd.Series([None] * len(result), index=result.index, dtype=object)
     towns = gaz.towns | DEFAULT_TOWNS
-    for i in result.index[result["quality"] == "none"]:
-        parsed = parse_location(result.at[i, "location_text"], towns)
-        out[i] = candidates_json(gaz, parsed, result.at[i, "kommunekode_hint"], settings.geocode)
+    todo = list(result.index[result["quality"] == "none"])
+    items = [(parse_location(result.at[i, "location_text"], towns), result.at[i, "kommunekode_hint"])
+             for i in todo]
+    for i, found in zip(todo, candidates_many(gaz, items, settings.geocode)):
+        out[i] = json.dumps(found, ensure_ascii=False) if found else None
     return out
 
 
@@ -95,7 +99,7 @@ def _apply_corrections(con: duckdb.DuckDBPyConnection, s: Settings, run_id: str,
     state = {"gaz": gaz}
 
     def geocode(frame: pd.DataFrame) -> pd.DataFrame:
-        state["gaz"] = state["gaz"] or Gazetteer.load(con)
+        state["gaz"] = state["gaz"] or load_gazetteer(con)
         return geocode_texts(con, frame, s, gazetteer=state["gaz"])
 
     corr = corrections_frame(con, Path(path), s.geocode, run_id, geocode)
@@ -116,15 +120,21 @@ def geocode_er_contacts(con: duckdb.DuckDBPyConnection, settings: Settings | Non
     re-applied every run: last run's manual rows are forgotten first, so a removed line is
     undone. Returns the contacts per quality (A/B/C/police/none) plus ``texts_geocoded``
     (new), ``texts_cached`` (reused), ``corrections`` (usable lines), ``texts_corrected``
-    and ``review`` (distinct texts awaiting a person).
+    and ``review`` (distinct texts awaiting a person), and ``gazetteer_cache`` (hit | miss |
+    off | unused, see :mod:`skadestue.geocode.cache`).
+
+    A night costs what it brings: only new texts are geocoded, the gazetteer comes from the
+    memory-mapped cache, and only the contacts whose values differ from their cache row are
+    written (``geocode_er_update``), with the same result as a full run.
     """
     s = _settings(settings)
     con.execute("DELETE FROM core.geocode_result WHERE method IN ('manual', 'manual_address')")
     new = con.execute(query("geocode_er_new_texts")).df()
     cached = con.execute("SELECT count(*) FROM core.geocode_result").fetchone()[0]
     gaz = None
+    cache_report: dict = {"gazetteer_cache": "unused"}
     if len(new):
-        gaz = Gazetteer.load(con)
+        gaz = load_gazetteer(con, report=cache_report)
         result = geocode_texts(con, new, s, gazetteer=gaz)
         result["location_text"] = new["location_text"].values      # the cache keys as stored
         result["kommunekode_hint"] = new["kommunekode_hint"].values
@@ -143,9 +153,14 @@ def geocode_er_contacts(con: duckdb.DuckDBPyConnection, settings: Settings | Non
     counts["texts_corrected"] = con.execute(
         "SELECT count(*) FROM core.geocode_result WHERE method LIKE 'manual%'").fetchone()[0]
     counts["review"] = con.execute("SELECT count(*) FROM quality.geocode_review").fetchone()[0]
+    counts.update(cache_report)
     log.info("ER contacts geocoded: %s", counts)
     return counts
 
+
+#: What the police step leaves in an accident row, hashed (core.police_accident.geocode_hash).
+POLICE_GEOCODE_HASH = ("hash(p.delivery_id, p.kommunekode, p.vejnavn, p.husnr, p.krydsende_vej, "
+                       "p.x, p.y, p.geocode_quality, p.geocode_uncertainty_m, p.xy_flag)")
 
 _HUSNR = re.compile(r"^\s*(\d{1,4})\s*([A-Za-z]?)\s*$")
 
@@ -174,7 +189,7 @@ def _geocode_police_rows(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame,
     keys = ["vejnavn", "husnr", "krydsende_vej", "kommunekode"]
     if rows.empty:
         return pd.DataFrame(columns=["uheld_id", "gx", "gy", "gquality", "gunc"])
-    gaz = Gazetteer.load(con)
+    gaz = load_gazetteer(con)
     distinct = rows[keys].drop_duplicates()
     answers = {}
     for vej, nr, kryds, kom in distinct.itertuples(index=False):
@@ -215,10 +230,19 @@ def geocode_police_accidents(con: duckdb.DuckDBPyConnection,
     axes inside -> swapped, flag 'swapped'; outside the kommune -> flag 'outside_kommune' and the
     road fields are geocoded (the police point is kept if that fails); outside Denmark -> flag
     'outside_denmark', geocoded or not placed. Missing X/Y -> geocoded (A/B/C/none).
-    Returns accidents per quality plus counts per flag.
+    Returns accidents per quality plus counts per flag (whole table) and ``checked`` (the
+    accidents checked this run).
+
+    Only accidents that are new or changed since they were checked are checked: the stage
+    leaves a hash of each accident's geocode columns (``geocode_hash``); a row whose hash is
+    missing (new from core) or no longer matches (core replaced it) is checked again. A
+    checked row is never re-checked from its own output (a swapped or geocoded point would
+    then pass as the police's). After a new gazetteer or a new border tolerance, rebuild core
+    (``skadestue run --full``) to re-check every accident from its delivered X/Y.
     """
     s = _settings(settings)
-    sql = query("geocode_police_check").replace("$tolerance", str(float(s.geocode.police_border_tolerance_m)))
+    sql = (query("geocode_police_check").replace("$tolerance", str(float(s.geocode.police_border_tolerance_m)))
+           .replace("$geocode_hash", POLICE_GEOCODE_HASH))
     chk = con.execute(sql).df()
     dec = _police_decisions(chk)
     todo = chk[dec["geocode"].values]
@@ -241,9 +265,15 @@ def geocode_police_accidents(con: duckdb.DuckDBPyConnection,
         SET x = g.new_x, y = g.new_y, geocode_quality = g.quality,
             geocode_uncertainty_m = g.uncertainty_m, xy_flag = g.flag
         FROM _police_geo AS g WHERE p.uheld_id = g.uheld_id""")
+    con.execute(f"""
+        UPDATE core.police_accident AS p SET geocode_hash = {POLICE_GEOCODE_HASH}
+        WHERE p.uheld_id IN (SELECT uheld_id FROM _police_geo)""")
     con.unregister("_police_geo")
     counts: dict = _quality_counts(con, "core.police_accident")
+    flags = dict(con.execute("SELECT xy_flag, count(*) FROM core.police_accident "
+                             "WHERE xy_flag IS NOT NULL GROUP BY 1").fetchall())
     for flag in ("swapped", "outside_kommune", "outside_denmark"):
-        counts[flag] = int((df["flag"] == flag).sum())
+        counts[flag] = int(flags.get(flag, 0))
+    counts["checked"] = len(df)
     log.info("police accidents checked/geocoded: %s", counts)
     return counts

@@ -57,8 +57,11 @@ class FastIndex:
     usable: bool                  # False when the index does not fit the composite key
 
 
-def build_index(gaz) -> FastIndex:
-    """The fast path's lookup arrays for a loaded :class:`Gazetteer` (vectorised)."""
+def build_index(gaz, cached: tuple[np.ndarray, np.ndarray, bool] | None = None) -> FastIndex:
+    """The fast path's lookup arrays for a loaded :class:`Gazetteer` (vectorised).
+
+    ``cached``: (akey, afirst, usable) as an earlier call built them for the same gazetteer
+    (:mod:`skadestue.geocode.cache`), so the composite address keys are not sorted again."""
     from skadestue.geocode.match import _a_key
 
     names = gaz.col["vejnavn"]
@@ -75,7 +78,9 @@ def build_index(gaz) -> FastIndex:
     has_addr = start[1:] > start[:-1]
     codes, cats = ai._cats["husnr_bogstav"]
     usable = (n < (1 << (63 - _POS_SHIFT))) and len(cats) <= _LETTER_MAX + 1
-    if usable and len(ai):
+    if cached is not None:
+        akey, afirst, usable = cached
+    elif usable and len(ai):
         pos_of_row = np.repeat(np.arange(n, dtype=np.int64), np.diff(start))
         tal = ai.tal
         ok = (tal >= 0) & (tal <= _TAL_MAX)

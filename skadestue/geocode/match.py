@@ -167,6 +167,16 @@ class AddressIndex:
             cat = pd.Categorical(df[c].fillna("").astype(str))
             self._cats[c] = (np.asarray(cat.codes), np.asarray(cat.categories, dtype=object))
 
+    @classmethod
+    def from_arrays(cls, start: np.ndarray, tal: np.ndarray, x: np.ndarray, y: np.ndarray,
+                    cats: dict[str, tuple[np.ndarray, np.ndarray]]) -> "AddressIndex":
+        """The index from its arrays as :mod:`skadestue.geocode.cache` stores them."""
+        self = cls.__new__(cls)
+        self.start, self.tal, self.x, self.y = start, tal, x, y
+        self._cats = dict(cats)
+        self._cache = {}
+        return self
+
     def _strings(self, col: str, sl: slice) -> np.ndarray:
         codes, cats = self._cats[col]
         return cats[codes[sl]]
@@ -191,6 +201,58 @@ class AddressIndex:
 
     def __len__(self) -> int:
         return int(len(self.tal))
+
+
+def read_frames(con: duckdb.DuckDBPyConnection) -> dict:
+    """The gazetteer tables as the matcher needs them (streets in position order, addresses
+    sorted by street position, towns per street position, junctions, places, kommune names)."""
+    streets = con.execute("""
+        SELECT kommunekode, vejkode, vejnavn, coalesce(postnumre, []) AS postnumre, x, y,
+               length_m, ST_AsWKB(geom) AS wkb
+        FROM gazetteer.street ORDER BY kommunekode, vejkode""").df()
+    streets["geom"] = shapely.from_wkb(
+        [bytes(w) if isinstance(w, (bytes, bytearray, memoryview)) else None
+         for w in streets.pop("wkb")])
+    addr = con.execute("""
+        SELECT s.pos, a.husnr_tal, a.husnr_bogstav, a.postnr, a.postnrnavn, a.x, a.y
+        FROM gazetteer.address a
+        JOIN (SELECT kommunekode, vejkode, row_number() OVER (ORDER BY kommunekode, vejkode) - 1 AS pos
+              FROM gazetteer.street) s USING (kommunekode, vejkode)
+        ORDER BY s.pos, a.husnr_tal, a.husnr_bogstav""").df()
+    towns = con.execute("""
+        SELECT DISTINCT s.pos, t.navn FROM (
+            SELECT kommunekode, vejkode, postnrnavn AS navn FROM gazetteer.address
+            UNION ALL SELECT kommunekode, vejkode, supplerendebynavn FROM gazetteer.address
+            UNION ALL SELECT s.kommunekode, s.vejkode, p.navn FROM gazetteer.street s,
+                unnest(s.postnumre) AS u(postnr) JOIN gazetteer.postcode p ON p.postnr = u.postnr
+            UNION ALL SELECT s.kommunekode, s.vejkode, m.navn FROM gazetteer.street s
+                JOIN gazetteer.municipality m USING (kommunekode)
+        ) t JOIN (SELECT kommunekode, vejkode, row_number() OVER (ORDER BY kommunekode, vejkode) - 1 AS pos
+                  FROM gazetteer.street) s USING (kommunekode, vejkode)
+        WHERE t.navn IS NOT NULL""").df()
+    junctions = con.execute(
+        "SELECT junction_id, kommunekode, x, y, vejnavne, vejkoder FROM gazetteer.junction").df()
+    places = con.execute("SELECT navn, navn_norm, kommunekode, x, y FROM gazetteer.place").df()
+    kommune_names = dict(con.execute(
+        "SELECT kommunekode, navn FROM gazetteer.municipality").fetchall())
+    return {"streets": streets, "addresses": addr, "towns": towns, "junctions": junctions,
+            "places": places, "kommune_names": kommune_names}
+
+
+def street_keys(names: pd.Series) -> pd.DataFrame:
+    """key_a (exact: case/punctuation) and key_b (folded) per street, computed per distinct name."""
+    uniq = pd.unique(names)
+    ka = {n: _a_key(n) for n in uniq}
+    kb = {n: compact(n) for n in uniq}
+    return pd.DataFrame({"key_a": names.map(ka).to_numpy(dtype=object),
+                         "key_b": names.map(kb).to_numpy(dtype=object)})
+
+
+def town_keys(towns: pd.DataFrame) -> pd.DataFrame:
+    """(pos, navn_norm): the towns' names normalised once per distinct name."""
+    norm = {n: normalise(n) for n in pd.unique(towns["navn"])}
+    return pd.DataFrame({"pos": towns["pos"].to_numpy(dtype=np.int64),
+                         "navn_norm": towns["navn"].map(norm).to_numpy(dtype=object)})
 
 
 @dataclass
@@ -233,58 +295,44 @@ class Gazetteer:
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> "Gazetteer":
-        """Read gazetteer.* once into memory."""
-        streets = con.execute("""
-            SELECT kommunekode, vejkode, vejnavn, coalesce(postnumre, []) AS postnumre, x, y,
-                   length_m, ST_AsWKB(geom) AS wkb
-            FROM gazetteer.street ORDER BY kommunekode, vejkode""").df()
-        streets["geom"] = shapely.from_wkb(
-            [bytes(w) if isinstance(w, (bytes, bytearray, memoryview)) else None
-             for w in streets.pop("wkb")])
-        addr = con.execute("""
-            SELECT s.pos, a.husnr_tal, a.husnr_bogstav, a.postnr, a.postnrnavn, a.x, a.y
-            FROM gazetteer.address a
-            JOIN (SELECT kommunekode, vejkode, row_number() OVER (ORDER BY kommunekode, vejkode) - 1 AS pos
-                  FROM gazetteer.street) s USING (kommunekode, vejkode)
-            ORDER BY s.pos, a.husnr_tal, a.husnr_bogstav""").df()
-        towns = con.execute("""
-            SELECT DISTINCT s.pos, t.navn FROM (
-                SELECT kommunekode, vejkode, postnrnavn AS navn FROM gazetteer.address
-                UNION ALL SELECT kommunekode, vejkode, supplerendebynavn FROM gazetteer.address
-                UNION ALL SELECT s.kommunekode, s.vejkode, p.navn FROM gazetteer.street s,
-                    unnest(s.postnumre) AS u(postnr) JOIN gazetteer.postcode p ON p.postnr = u.postnr
-                UNION ALL SELECT s.kommunekode, s.vejkode, m.navn FROM gazetteer.street s
-                    JOIN gazetteer.municipality m USING (kommunekode)
-            ) t JOIN (SELECT kommunekode, vejkode, row_number() OVER (ORDER BY kommunekode, vejkode) - 1 AS pos
-                      FROM gazetteer.street) s USING (kommunekode, vejkode)
-            WHERE t.navn IS NOT NULL""").df()
-        junctions = con.execute(
-            "SELECT junction_id, kommunekode, x, y, vejnavne, vejkoder FROM gazetteer.junction").df()
-        places = con.execute("SELECT navn, navn_norm, kommunekode, x, y FROM gazetteer.place").df()
-        kommune_names = dict(con.execute(
-            "SELECT kommunekode, navn FROM gazetteer.municipality").fetchall())
-        gaz = cls(streets=streets, addresses=AddressIndex(addr, len(streets)),
+        """Read gazetteer.* once into memory (the reference path; the nightly run uses
+        :func:`skadestue.geocode.cache.load_gazetteer`, which gives the same object from a
+        memory-mapped cache keyed by the gazetteer's fingerprint)."""
+        frames = read_frames(con)
+        addresses = AddressIndex(frames.pop("addresses"), len(frames["streets"]))
+        return cls.from_frames(addresses=addresses, **frames)
+
+    @classmethod
+    def from_frames(cls, *, streets: pd.DataFrame, addresses: "AddressIndex", towns: pd.DataFrame,
+                    junctions: pd.DataFrame, places: pd.DataFrame, kommune_names: dict[str, str],
+                    keys: pd.DataFrame | None = None) -> "Gazetteer":
+        """Build the in-memory gazetteer from its tables (``towns``: pos, navn or navn_norm;
+        ``keys``: precomputed key_a/key_b per street, else computed here)."""
+        gaz = cls(streets=streets, addresses=addresses,
                   junctions=junctions, places=places, kommune_names=kommune_names)
-        gaz._index(towns)
+        gaz._index(towns, keys)
         log.info("gazetteer loaded: %d streets, %d addresses, %d junctions",
-                 len(streets), len(addr), len(junctions))
+                 len(streets), len(addresses), len(junctions))
         return gaz
 
-    def _index(self, towns: pd.DataFrame) -> None:
-        """Build the lookup dicts (one pass over distinct names)."""
-        names = self.streets["vejnavn"].tolist()
-        self.streets["key_b"] = [compact(n) for n in names]
+    def _index(self, towns: pd.DataFrame, keys: pd.DataFrame | None = None) -> None:
+        """Build the lookup dicts (name keys computed once per distinct name)."""
+        if keys is None:
+            keys = street_keys(self.streets["vejnavn"])
+        self.streets["key_b"] = keys["key_b"].tolist()
         self.col = {c: self.streets[c].tolist() for c in self.streets.columns}
         self.jcol = {c: self.junctions[c].tolist() for c in ("x", "y", "kommunekode")}
-        for i, (name, kb) in enumerate(zip(names, self.streets["key_b"])):
-            self.by_a.setdefault(_a_key(name), []).append(i)
+        for i, (ka, kb) in enumerate(zip(keys["key_a"].tolist(), self.col["key_b"])):
+            self.by_a.setdefault(ka, []).append(i)
             self.by_b.setdefault(kb, []).append(i)
-        for i, (kom, postnumre) in enumerate(zip(self.streets["kommunekode"], self.streets["postnumre"])):
+        for i, (kom, postnumre) in enumerate(zip(self.col["kommunekode"], self.col["postnumre"])):
             self.by_kommune.setdefault(kom, set()).add(i)
             for p in postnumre:
                 self.by_postnr.setdefault(str(p), set()).add(i)
-        for pos, navn in zip(towns["pos"], towns["navn"]):
-            self.by_town.setdefault(normalise(navn), set()).add(int(pos))
+        if "navn_norm" not in towns.columns:
+            towns = town_keys(towns)
+        for navn, pos in towns.groupby("navn_norm", sort=False)["pos"]:
+            self.by_town[navn] = set(pos.astype(int).tolist())
         for j, (kom, koder) in enumerate(zip(self.junctions["kommunekode"], self.junctions["vejkoder"])):
             for k in koder:
                 self.junctions_by_road.setdefault((kom, k), set()).add(j)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ def validate_stage(
     expectations_dir: Path = EXPECTATIONS_DIR,
     today: dt.date | None = None,
     quarantine: bool = True,
+    incremental: bool = True,
 ) -> StageValidation:
     """Run the stage's suites, store one result row per expectation, optionally build Data Docs.
 
@@ -98,6 +99,12 @@ def validate_stage(
     ``quality.quarantine`` and out of the table later stages read. After ``linked`` and
     ``hotspots`` the night's key ratios are stored (``quality.nightly_trend``); after
     ``hotspots`` (the last gate) the run's summary becomes a Prefect artifact when run in a flow.
+
+    ``incremental`` (default): a suite that passed before with the same fingerprint checks
+    its row-wise expectations only on the rows that are new or changed since, and its
+    table-wise ones in SQL over the whole table (:mod:`skadestue.quality.incremental`; same
+    verdicts as a whole-table run). ``incremental=False`` validates everything in GX and
+    forgets nothing.
     """
     from skadestue.quality.gx_runtime import flush_data_docs, queue_data_docs
     from skadestue.quality.quarantine import quarantine_failed_rows
@@ -105,16 +112,27 @@ def validate_stage(
 
     specs = suites_for_stage(stage, expectations_dir)
     params = suite_parameters(settings, today)
+    from skadestue.quality import incremental as night
+
     rows: list[dict[str, Any]] = []
     keys: list[Any] = []
-    for spec in specs:
-        suite_rows, key = _validate_suite(con, spec, run_id, params)
-        rows.extend(suite_rows)
-        keys.extend([key] if key is not None else [])
-    write_results(con, run_id, stage, rows)
-    outcome = _summarise(stage, [s.name for s in specs], rows)
-    if quarantine:
-        outcome.quarantined = quarantine_failed_rows(con, specs, run_id, rows, params)
+    plans: list[Any] = []
+    try:
+        for spec in specs:
+            suite_rows, key, plan = _validate_suite(con, spec, run_id, params, incremental)
+            rows.extend(suite_rows)
+            keys.extend([key] if key is not None else [])
+            plans.extend([plan] if plan is not None else [])
+        write_results(con, run_id, stage, rows)
+        outcome = _summarise(stage, [s.name for s in specs], rows)
+        if quarantine:
+            outcome.quarantined = quarantine_failed_rows(con, specs, run_id, rows, params)
+        for plan in plans:
+            if not any(r["critical"] and not r["success"] for r in rows if r["suite"] == plan.spec.name):
+                night.remember(con, plan, run_id)
+    finally:
+        for plan in plans:
+            night.drop(con, plan)
     if docs_dir is not None:
         queue_data_docs(docs_dir, keys)
         index = Path(docs_dir).resolve() / "index.html"
@@ -130,18 +148,111 @@ def validate_stage(
 
 
 def _validate_suite(
-    con: duckdb.DuckDBPyConnection, spec: SuiteSpec, run_id: str, params: dict[str, Any]
-) -> tuple[list[dict[str, Any]], Any]:
-    """Result rows of one suite and its GX result key (one failed row, no key, when the
-    table is missing)."""
+    con: duckdb.DuckDBPyConnection, spec: SuiteSpec, run_id: str, params: dict[str, Any],
+    incremental: bool = False,
+) -> tuple[list[dict[str, Any]], Any, Any]:
+    """Result rows of one suite, its GX result key (None when GX did not run, e.g. a missing
+    table) and its night plan (None when ``incremental`` is off)."""
+    from skadestue.quality import incremental as night
     from skadestue.quality.gx_runtime import run_suite
 
     existing = table_columns(con, spec.table)
     if not existing:
-        return [_missing_table_row(spec, run_id)], None
-    df = read_table(con, spec.table, [c for c in spec.columns if c in existing])
+        return [_missing_table_row(spec, run_id)], None, None
+    columns = [c for c in spec.columns if c in existing]
+    plan = night.plan_suite(con, spec, columns, params) if incremental else None
+    if plan is not None and plan.night:
+        rows, key = _validate_night(con, plan, run_id, params)
+        if not any(r["critical"] and not r["success"] for r in rows):
+            return rows, key, plan
+        # a night that stops publication is validated whole, as before: the operator gets the
+        # full counts and a complete Data Docs page for it
+    df = read_table(con, spec.table, columns)
     result, key = run_suite(spec, df, run_id, params)
-    return [_result_row(spec, run_id, r, len(df)) for r in result.results], key
+    return [_result_row(spec, run_id, r, len(df)) for r in result.results], key, plan
+
+
+def _validate_night(con: duckdb.DuckDBPyConnection, plan: Any, run_id: str,
+                    params: dict[str, Any]) -> tuple[list[dict[str, Any]], Any]:
+    """A suite in night mode: row-wise expectations on the new/changed rows (GX), table-wise
+    ones in SQL over the whole table (GX over the table for a type without an SQL form)."""
+    from skadestue.quality import incremental as night
+    from skadestue.quality.gx_runtime import run_suite
+
+    spec = plan.spec
+    by_index: dict[int, dict[str, Any]] = {}
+    key = None
+    row_idx = [i for i, e in enumerate(spec.expectations) if night.is_row_wise(e)]
+    if row_idx and plan.n_delta:
+        df = read_table(con, plan.delta_table, plan.columns)
+        result, key = run_suite(plan.row_spec(), df, run_id, params)
+        by_index.update(_by_expectation(spec, row_idx, result.results, run_id, len(df)))
+    else:
+        for i in row_idx:
+            by_index[i] = _unchecked_row(spec, run_id, spec.expectations[i])
+    table_idx = [i for i, e in enumerate(spec.expectations) if i not in by_index]
+    gx_idx = [i for i in table_idx if not night.has_sql_form(spec.expectations[i])]
+    for i in table_idx:
+        if i in gx_idx:
+            continue
+        exp = spec.expectations[i]
+        out = night.table_result(con, spec.table, exp, params)
+        by_index[i] = _sql_row(spec, run_id, exp, out)
+    if gx_idx:
+        whole = replace(spec, name=f"{spec.name}.night_table",
+                        expectations=tuple(spec.expectations[i] for i in gx_idx))
+        df = read_table(con, spec.table, plan.columns)
+        result, key2 = run_suite(whole, df, run_id, params)
+        key = key or key2
+        by_index.update(_by_expectation(spec, gx_idx, result.results, run_id, len(df)))
+    return [by_index[i] for i in range(len(spec.expectations))], key
+
+
+def _by_expectation(spec: SuiteSpec, indexes: list[int], results: list[Any], run_id: str,
+                    n_rows: int) -> dict[int, dict[str, Any]]:
+    """GX results of a sub-suite mapped back to the suite's expectation positions (by type and
+    column, in order)."""
+    slots: dict[tuple, list[int]] = {}
+    for i in indexes:
+        exp = spec.expectations[i]
+        slots.setdefault((exp["type"], _column_name(exp["kwargs"])), []).append(i)
+    out = {}
+    for r in results:
+        config = r.expectation_config
+        out[slots[(config.type, _column_name(config.kwargs))].pop(0)] = _result_row(spec, run_id, r, n_rows)
+    return out
+
+
+def _column_of(exp: dict[str, Any]) -> str | None:
+    return _column_name(exp["kwargs"])
+
+
+def _unchecked_row(spec: SuiteSpec, run_id: str, exp: dict[str, Any]) -> dict[str, Any]:
+    """A row-wise expectation on a night with no new or changed rows: nothing to check."""
+    meta = exp.get("meta", {})
+    return {
+        "run_id": run_id, "stage": spec.stage, "suite": spec.name, "expectation": exp["type"],
+        "column_name": _column_of(exp), "critical": bool(meta.get("critical", True)),
+        "success": True, "element_count": 0, "unexpected_count": 0,
+        "details": _details(_spec_exp(exp), {"note": "no new or changed rows since the last "
+                                                     "validation; every other row passed it"}, None),
+    }
+
+
+def _sql_row(spec: SuiteSpec, run_id: str, exp: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """A table-wise expectation computed in SQL, as a quality.validation_result row."""
+    meta = exp.get("meta", {})
+    return {
+        "run_id": run_id, "stage": spec.stage, "suite": spec.name, "expectation": exp["type"],
+        "column_name": _column_of(exp), "critical": bool(meta.get("critical", True)),
+        "success": out["success"], "element_count": out["element_count"],
+        "unexpected_count": out["unexpected_count"],
+        "details": _details(_spec_exp(exp), {**out["result"], "checked": "whole table, in SQL"}, None),
+    }
+
+
+def _spec_exp(exp: dict[str, Any]) -> dict[str, Any]:
+    return {"kwargs": dict(exp["kwargs"]), "meta": dict(exp.get("meta", {}))}
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
@@ -225,7 +336,7 @@ def _details(spec_exp: dict[str, Any], result: dict[str, Any], exception: str | 
         "why": spec_exp["meta"].get("why"),
         "kwargs": {k: v for k, v in spec_exp["kwargs"].items() if k not in _NOT_IN_DETAILS},
     }
-    for key in ("observed_value", "unexpected_percent", "missing_count"):
+    for key in ("observed_value", "unexpected_percent", "missing_count", "note", "checked"):
         if key in result:
             details[key] = result[key]
     counts = result.get("partial_unexpected_counts") or []

@@ -4,6 +4,7 @@
 UPDATE core.geocode_result AS g
 SET x = c.cx, y = c.cy, quality = c.cquality, uncertainty_m = c.cuncertainty_m,
     method = c.method, matched = c.matched, kommunekode = NULL, candidates = NULL,
+    kommunekode_polygon = NULL,
     reason = 'manual correction (corrections file line ' || c.line_no || ')'
 FROM _geocode_corrections AS c
 WHERE c.hint = ''
@@ -12,6 +13,7 @@ WHERE c.hint = ''
 UPDATE core.geocode_result AS g
 SET x = c.cx, y = c.cy, quality = c.cquality, uncertainty_m = c.cuncertainty_m,
     method = c.method, matched = c.matched, kommunekode = NULL, candidates = NULL,
+    kommunekode_polygon = NULL,
     reason = 'manual correction (corrections file line ' || c.line_no || ')'
 FROM _geocode_corrections AS c
 WHERE c.hint <> '' AND c.hint = g.kommunekode_hint
