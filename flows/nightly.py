@@ -109,7 +109,7 @@ def ingest(paths: dict, run_id: str) -> dict:
 
         with ops.stage(con, run_id, "ingest", context=failed_file) as rec:
             report = _as_dict(ingest_inbox(con, settings, run_id))
-            report["core"] = build_core(con, settings)
+            report["core"] = build_core(con, settings, run_id=run_id)
             rec.rows = sum(d["rows_read"] for d in report.get("deliveries", []))
             rec.detail = {"deliveries": len(report.get("deliveries", [])),
                           "skipped": len(report.get("skipped_duplicates", [])), "core": report["core"]}
@@ -166,7 +166,7 @@ def hotspots(paths: dict, run_id: str) -> dict:
 
     settings = _settings(paths)
     with db.warehouse(settings) as con, ops.stage(con, run_id, "hotspots") as rec:
-        out = _as_dict(build_hotspots(con, settings, as_of=settings.as_of))
+        out = _as_dict(build_hotspots(con, settings, as_of=settings.as_of, run_id=run_id))
         rec.rows = con.execute("SELECT count(*) FROM marts.casualty_point").fetchone()[0]
         rec.detail = out
     return out
@@ -180,7 +180,8 @@ def publish(paths: dict, run_id: str) -> dict:
     with db.warehouse(settings) as con, ops.stage(con, run_id, "publish") as rec:
         out = _as_dict(publish_layers(con, settings, run_id))
         rec.rows = sum(out.get("layer_rows", {}).values())
-        rec.detail = {"files": len(out.get("files", [])), "layer_rows": out.get("layer_rows")}
+        rec.detail = {"files": len(out.get("files", [])), "layer_rows": out.get("layer_rows"),
+                      "status": out.get("status"), "layers_written": out.get("layers_written")}
     return out
 
 
@@ -189,14 +190,16 @@ def render_maps(paths: dict, run_id: str) -> dict:
     """The lokalråd maps and reports of the newest period. The layers are already published,
     so a failure here is recorded (stage ``maps`` in ops.run_stage, the run's summary) and
     logged, and the run still succeeds; the previous maps stay in place."""
-    from skadestue.maps import render_latest
+    from skadestue.maps import render_nightly
 
     settings = _settings(paths)
     with db.warehouse(settings) as con:
         try:
             with ops.stage(con, run_id, "maps") as rec:
-                files = render_latest(settings, con, pdf=settings.publish.maps_pdf)
+                maps = render_nightly(settings, con, pdf=settings.publish.maps_pdf)
+                files = maps.files
                 rec.rows = len(files)
+                rec.detail = {"rendered": maps.rendered, "kept": maps.kept}
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.error("run %s: maps and reports failed (layers are published): %s", run_id, exc)
             return {"error": str(exc)}

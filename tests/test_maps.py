@@ -412,9 +412,13 @@ def test_render_latest_writes_publish_maps(published):
     assert {p.name for p in files} == {
         "kort_0561_2020-2024.png", "kort_0561_2020-2024.html", "trafikanalyse_0561_2024.html",
         "kort_0563_2020-2024.png", "kort_0563_2020-2024.html", "trafikanalyse_0563_2024.html",
-        "kredsraad_2024H2.html",
+        "kredsraad_2024H2.html", "manifest.json",
     }
     assert not any(p.name.startswith(".maps") for p in Path(settings.publish_dir).iterdir())
+    manifest = json.loads((maps_dir / "manifest.json").read_text())
+    assert set(manifest["parts"]) == {"0561", "0563", "kredsraad"}
+    assert manifest["parts"]["0563"]["files"] == ["kort_0563_2020-2024.html", "kort_0563_2020-2024.png",
+                                                  "trafikanalyse_0563_2024.html"]
 
 
 def test_cli_map_and_report(published, tmp_path):
@@ -433,3 +437,54 @@ def test_cli_map_and_report(published, tmp_path):
     rep = runner.invoke(app, ["report", "--kredsraad", "--half", "2024H1", "--no-pdf", "--out", str(tmp_path), *common])
     assert rep.exit_code == 0, rep.output
     assert "1. halvår 2024" in (tmp_path / "kredsraad_2024H1.html").read_text(encoding="utf-8")
+
+
+def test_nightly_maps_render_only_changed_kommuner(published, tmp_path):
+    """Issue 9: a night with unchanged layers renders nothing and keeps the files; a change in
+    one kommune's casualties renders that kommune only."""
+    from skadestue import db, state
+    from skadestue.maps import render_nightly
+    from skadestue.publish import publish_layers
+
+    _, settings = published
+    shutil.copy(settings.warehouse, tmp_path / "warehouse.duckdb")
+    shutil.copytree(settings.publish_dir, tmp_path / "publish", ignore=shutil.ignore_patterns("maps"))
+    s = settings.model_copy(update={"warehouse": tmp_path / "warehouse.duckdb", "publish_dir": tmp_path / "publish",
+                                    "kommuner": {"0563": "Fanø", "0510": "Haderslev"}})
+    maps_dir = tmp_path / "publish" / "maps"
+
+    def snapshot() -> dict[str, tuple[int, bytes]]:
+        return {p.name: (p.stat().st_ino, p.read_bytes()) for p in sorted(maps_dir.iterdir())}
+
+    with db.warehouse(s) as con:
+        first = render_nightly(s, con, pdf=False, workers=2)
+        assert sorted(first.rendered) == ["0510", "0563", "kredsraad"] and first.kept == []
+        assert set(state.stored_parts(con, "maps")) == {"0510", "0563", "kredsraad"}
+        night1 = snapshot()
+        assert len(night1) == 8  # 3 files per kommune, the kredsråd page, manifest.json
+
+        second = render_nightly(s, con, pdf=False, workers=2)
+        assert second.rendered == [] and sorted(second.kept) == ["0510", "0563", "kredsraad"]
+        assert snapshot() == night1  # the same files, not rewritten
+
+        # one Fanø casualty of 2022 becomes serious (outside the kredsråd's half-years)
+        cid = con.execute(
+            "SELECT min(casualty_id) FROM marts.casualty_point WHERE kommunekode = '0563' "
+            "AND year(injury_date) = 2022 AND severity = 'slight'").fetchone()[0]
+        assert cid is not None
+        con.execute("UPDATE marts.casualty_point SET severity = 'serious' WHERE casualty_id = ?", [cid])
+        assert publish_layers(con, s, "night-2").layers_written == ["casualty_point"]
+        third = render_nightly(s, con, pdf=False, workers=2)
+        assert third.rendered == ["0563"] and sorted(third.kept) == ["0510", "kredsraad"]
+        night3 = snapshot()
+        assert night3.keys() == night1.keys()
+        for name in night1:
+            same = night3[name] == night1[name]
+            assert same == (not name.startswith(("kort_0563", "trafikanalyse_0563", "manifest"))), name
+        # the report counts the changed casualty
+        html = (maps_dir / "trafikanalyse_0563_2024.html").read_text(encoding="utf-8")
+        assert html != night1["trafikanalyse_0563_2024.html"][1].decode("utf-8")
+
+        # `skadestue run --full` forgets the fingerprints: everything is rendered again
+        state.forget(con)
+        assert sorted(render_nightly(s, con, pdf=False, workers=2).rendered) == ["0510", "0563", "kredsraad"]

@@ -179,14 +179,14 @@ def test_failed_publish_leaves_previous_layers(published, monkeypatch):
     before = {p: p.read_bytes() for p in settings.publish_dir.rglob("*") if p.is_file()}
     real = writer._write_gpkg
 
-    def failing(path, frames, info):
+    def failing(path, frames, info, **kw):
         if "lokalraad" in str(path):
             raise OSError("disk full (simulated)")
-        real(path, frames, info)
+        real(path, frames, info, **kw)
 
     monkeypatch.setattr(writer, "_write_gpkg", failing)
     with pytest.raises(OSError, match="simulated"):
-        publish_layers(con, settings, "run-2")
+        publish_layers(con, settings, "run-2", force=True)
     after = {p: p.read_bytes() for p in settings.publish_dir.rglob("*") if p.is_file()}
     assert after == before
     assert json.loads((settings.publish_dir / "manifest.json").read_text())["run_id"] == "run-1"
@@ -199,7 +199,7 @@ def test_second_publish_replaces_the_first(tmp_path):
     build_hotspots(con, settings, as_of=AS_OF)
     publish_layers(con, settings, "night-1")
     (settings.publish_dir / "stale.txt").write_text("from night 1")
-    publish_layers(con, settings, "night-2")
+    publish_layers(con, settings, "night-2", force=True)
     assert json.loads((settings.publish_dir / "manifest.json").read_text())["run_id"] == "night-2"
     assert not (settings.publish_dir / "stale.txt").exists()
     assert sorted(p.name for p in settings.publish_dir.parent.iterdir()) == ["publish"]
@@ -246,3 +246,115 @@ def test_suppress_counts_rules():
     # k = 1 suppresses nothing
     assert not suppress_counts(pd.DataFrame(rows), COUNT_COLUMNS, k=1)["suppressed"].any()
     assert np.array_equal(out.columns[-2:], ["suppressed", "suppressed_columns"])
+
+
+# --- incremental nights (issue 9) -------------------------------------------------------------------
+
+
+def _files(directory):
+    """{relative path: (inode, bytes)} of every file under ``directory``."""
+    return {str(p.relative_to(directory)): (p.stat().st_ino, p.read_bytes())
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _layer_contents(publish_dir):
+    """Every published layer of every file, as sorted frames (geometry as WKB)."""
+    out = {}
+    for gpkg in (publish_dir / "skadestue.gpkg", publish_dir / "lokalraad" / "skadestue_lokalraad.gpkg"):
+        for layer, _ in pyogrio.list_layers(gpkg):
+            frame = gpd.read_file(gpkg, layer=layer)
+            out[f"{gpkg.name}:{layer}"] = frame
+    for pq in sorted(publish_dir.rglob("*.parquet")):
+        out[str(pq.relative_to(publish_dir))] = gpd.read_parquet(pq)
+    pub = connect(publish_dir / "skadestue.duckdb", read_only=True, migrate_schema=False)
+    try:
+        for (table,) in pub.execute("SHOW TABLES").fetchall():
+            out[f"duckdb:{table}"] = pub.execute(
+                f"SELECT * EXCLUDE (geom), ST_AsWKB(geom) AS geom FROM {table}" if table != "layer_info"
+                else f"SELECT * FROM {table}").df()
+    finally:
+        pub.close()
+    normal = {}
+    for name, frame in out.items():
+        frame = pd.DataFrame(frame).drop(columns=["run_id", "published_at"], errors="ignore")
+        if "geometry" in frame.columns or "geom" in frame.columns:
+            col = "geometry" if "geometry" in frame.columns else "geom"
+            frame[col] = [g.wkb if hasattr(g, "wkb") else (bytes(g) if isinstance(g, (bytes, bytearray, memoryview)) else None)
+                         for g in frame[col]]
+        normal[name] = frame.sort_values(list(frame.columns[:4])).reset_index(drop=True)
+    return normal
+
+
+def test_unchanged_marts_are_not_published_again(tmp_path):
+    settings = _settings(tmp_path)
+    con, _ = make_warehouse()
+    build_hotspots(con, settings, as_of=AS_OF)
+    first = publish_layers(con, settings, "night-1")
+    assert first.status == "published" and sorted(first.layers_written) == sorted(LAYERS)
+    assert first.files_reused == []
+    stored = dict(con.execute("SELECT part, run_id FROM ops.stage_state WHERE stage = 'publish'").fetchall())
+    assert set(stored) == {*LAYERS, "layer_info", "lokalraad", "all"} and set(stored.values()) == {"night-1"}
+    before = _files(settings.publish_dir)
+
+    second = publish_layers(con, settings, "night-2")
+    assert second.status == "unchanged" and second.published_run_id == "night-1"
+    assert second.layer_rows == first.layer_rows and second.files == first.files
+    assert _files(settings.publish_dir) == before            # same files, same inodes: nothing written
+    assert json.loads((settings.publish_dir / "manifest.json").read_text())["run_id"] == "night-1"
+    assert not list(settings.publish_dir.parent.glob(".publish-*"))
+
+    # a publish setting that shapes the lokalråd tier changes: the lokalråd files are rewritten,
+    # the engineers' layers are not
+    k4 = settings.model_copy(update={"publish": settings.publish.model_copy(update={"suppression_k": 4})})
+    third = publish_layers(con, k4, "night-3")
+    assert third.status == "published" and third.layers_written == []
+    assert "geoparquet/casualty_point.parquet" in third.files_reused
+    assert not any(f.startswith("lokalraad/") for f in third.files_reused)
+
+    # `skadestue run --full` forgets the fingerprints: everything is written again
+    from skadestue import state
+
+    state.forget(con)
+    fourth = publish_layers(con, k4, "night-4")
+    assert fourth.status == "published" and sorted(fourth.layers_written) == sorted(LAYERS)
+    assert fourth.files_reused == []
+    con.close()
+
+
+def test_changed_layer_rewritten_rest_carried_over_same_as_full(tmp_path):
+    settings = _settings(tmp_path)
+    con, _ = make_warehouse()
+    build_hotspots(con, settings, as_of=AS_OF)
+    publish_layers(con, settings, "night-1")
+    old = _files(settings.publish_dir)
+    # one casualty's hour changes in the mart: only casualty_point differs
+    cid = con.execute("SELECT min(casualty_id) FROM marts.casualty_point").fetchone()[0]
+    con.execute("UPDATE marts.casualty_point SET injury_hour = 23 - coalesce(injury_hour, 0) WHERE casualty_id = ?",
+                [cid])
+    hour = con.execute("SELECT injury_hour FROM marts.casualty_point WHERE casualty_id = ?", [cid]).fetchone()[0]
+    report = publish_layers(con, settings, "night-2")
+    assert report.status == "published" and report.layers_written == ["casualty_point"]
+    new = _files(settings.publish_dir)
+    # lokalråd tier and the unchanged layers' GeoParquet: hard links to night 1's files
+    carried = {f for f in new if f.startswith("lokalraad/")} | {
+        f"geoparquet/{layer}.parquet" for layer in LAYERS if layer != "casualty_point"}
+    assert set(report.files_reused) == carried
+    for f in carried:
+        assert new[f] == old[f], f
+    for f in ("skadestue.gpkg", "skadestue.duckdb", "geoparquet/casualty_point.parquet"):
+        assert new[f][0] != old[f][0], f                   # a new file, not the published one changed
+    points = gpd.read_parquet(settings.publish_dir / "geoparquet" / "casualty_point.parquet")
+    assert points.set_index("casualty_id").loc[cid, "injury_hour"] == hour
+    info = gpd.read_file(settings.publish_dir / "skadestue.gpkg", layer="layer_info").set_index("layer")
+    assert info.loc["casualty_point", "run_id"] == "night-2" and info.loc["hotspot_grid", "run_id"] == "night-1"
+    manifest = json.loads((settings.publish_dir / "manifest.json").read_text())
+    assert manifest["run_id"] == "night-2" and manifest["layers"]["hotspot_junction"]["run_id"] == "night-1"
+
+    # the same marts published from scratch give the same layers in every file
+    full = _settings(tmp_path / "full")
+    publish_layers(con, full, "full-1", force=True)
+    incremental, scratch = _layer_contents(settings.publish_dir), _layer_contents(full.publish_dir)
+    assert incremental.keys() == scratch.keys()
+    for name in scratch:
+        pd.testing.assert_frame_equal(incremental[name], scratch[name], obj=name)
+    con.close()

@@ -10,6 +10,6 @@ same k (``skadestue.maps.suppress``).
 """
 
 from skadestue.maps.data import MapDataError
-from skadestue.maps.render import render, render_kredsraad_status, render_latest
+from skadestue.maps.render import render, render_kredsraad_status, render_latest, render_nightly
 
-__all__ = ["MapDataError", "render", "render_kredsraad_status", "render_latest"]
+__all__ = ["MapDataError", "render", "render_kredsraad_status", "render_latest", "render_nightly"]

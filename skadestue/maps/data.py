@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +133,29 @@ def casualty_points(publish_dir: Path) -> Path:
 def manifest(publish_dir: Path) -> dict:
     path = Path(publish_dir) / "manifest.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def find_chromium() -> str | None:
+    """A headless-capable Chromium/Chrome on this machine (SKADESTUE_CHROMIUM overrides)."""
+    override = os.environ.get("SKADESTUE_CHROMIUM")
+    if override:
+        return override if Path(override).exists() else None
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def parse_half(half: str) -> tuple[dt.date, dt.date, str]:
+    """'2024H2' -> (2024-07-01, 2024-12-31, '2. halvår 2024')."""
+    m = re.fullmatch(r"\s*(\d{4})\s*[Hh]\s*([12])\s*", half)
+    if not m:
+        raise ValueError(f"--half {half!r}: write the year and the half, e.g. 2024H2 (July-December) or 2025H1.")
+    year, h = int(m.group(1)), int(m.group(2))
+    start = dt.date(year, 1 if h == 1 else 7, 1)
+    end = dt.date(year, 6, 30) if h == 1 else dt.date(year, 12, 31)
+    return start, end, f"{h}. halvår {year}"
 
 
 # --- Gazetteer (warehouse) ---------------------------------------------------------------------

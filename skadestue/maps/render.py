@@ -9,6 +9,7 @@ thread is inherited); the gazetteer is read once in the calling process and hand
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from skadestue import state
 from skadestue.config import Settings
 from skadestue.maps import data
 from skadestue.maps.data import Background, MapDataError, Period
@@ -220,21 +222,119 @@ def default_half(publish_dir: Path) -> str:
     return f"{default_year(publish_dir)}H2"
 
 
+@dataclass
+class NightlyMaps:
+    """What ``render_nightly`` did: the files now in ``<publish_dir>/maps``, which parts
+    (kommuner, ``kredsraad``) it rendered and which it kept from an earlier night."""
+
+    files: list[Path] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+MAPS_MANIFEST = "manifest.json"
+STAGE = "maps"
+
+
 def render_latest(settings: Settings, con: duckdb.DuckDBPyConnection | None = None, *,
-                  pdf: bool = True, workers: int | None = None) -> list[Path]:
+                  pdf: bool = True, workers: int | None = None, force: bool = False) -> list[Path]:
+    """The files of ``render_nightly`` (see there)."""
+    return render_nightly(settings, con, pdf=pdf, workers=workers, force=force).files
+
+
+def _part_of(name: str, codes: list[str]) -> str | None:
+    """The part (kommunekode or 'kredsraad') a rendered file belongs to."""
+    from skadestue.maps.fingerprint import KREDSRAAD
+
+    if name.startswith("kredsraad_"):
+        return KREDSRAAD
+    for code in codes:
+        if name.startswith((f"kort_{code}_", f"trafikanalyse_{code}_")):
+            return code
+    return None
+
+
+def render_nightly(settings: Settings, con: duckdb.DuckDBPyConnection | None = None, *,
+                   pdf: bool = True, workers: int | None = None, force: bool = False) -> NightlyMaps:
     """For the nightly flow, after publication: every kommune's map of the newest analysis
     window, its annual report of that window's last year and the kredsråd status of that
     year's second half, into ``<publish_dir>/maps`` (built beside it, then swapped in).
 
-    Pass ``con`` when the caller holds the warehouse open (it is only read)."""
+    Only the kommuner whose inputs changed since their last rendering are rendered (in
+    ``workers`` processes); the others' files are carried over as hard links
+    (``skadestue.maps.fingerprint``). A night where nothing changed writes nothing. The
+    fingerprints are kept in ``maps/manifest.json`` and, when ``con`` is given (the warehouse,
+    writable), in ops.stage_state (stage ``maps``), so ``skadestue run --full`` renders all
+    again; ``force`` does too.
+
+    Pass ``con`` when the caller holds the warehouse open."""
+    import time
+
+    from skadestue.maps.fingerprint import KREDSRAAD, part_fingerprints, today
+
+    t0 = time.perf_counter()
+    result = NightlyMaps()
     publish_dir = Path(settings.publish_dir)
     target = publish_dir / MAPS_DIR
+    map_period = data.resolve_period(publish_dir, None)
+    report_year = default_year(publish_dir)
+    report_period = report_period_for(publish_dir, report_year)
+    half = default_half(publish_dir)
+    codes = [_check_kommune(settings, c) for c in settings.kommuner]
+    with data.open_warehouse(settings, con) as c:
+        plan = data.plan_coverage(publish_dir, c)
+        fps = part_fingerprints(
+            publish_dir, c, {code: settings.kommuner[code] for code in codes}, map_period=map_period,
+            report_year=report_year, report_period=report_period, half=half, k=settings.publish.suppression_k,
+            buffer_m=settings.publish.plan_buffer_m, pdf=pdf, plan=plan,
+        )
+        stored = state.stored_parts(c, STAGE) if con is not None else None
+    result.seconds["fingerprint"] = round(time.perf_counter() - t0, 3)
+    previous = _maps_manifest(target) if not force else {}
+    prev_parts = previous.get("parts", {})
+
+    def kept(part: str) -> bool:
+        old = prev_parts.get(part)
+        return (old is not None and old.get("fingerprint") == fps[part]
+                and (stored is None or stored.get(part) == fps[part])
+                and bool(old.get("files")) and all((target / f).is_file() for f in old["files"]))
+
+    keep = [p for p in fps if kept(p)]
+    todo = [p for p in fps if p not in keep]
+    result.kept = keep
+    if not todo and (target / MAPS_MANIFEST).is_file():
+        result.files = sorted(p for p in target.iterdir() if p.is_file())
+        result.seconds["total"] = round(time.perf_counter() - t0, 3)
+        log.info("maps: nothing changed since the last rendering; %d files kept", len(result.files))
+        return result
+
     staging = publish_dir / f".{MAPS_DIR}-new-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     try:
-        result = render(settings, staging, maps=True, reports=True, half=default_half(publish_dir), pdf=pdf,
-                        workers=workers, con=con)
+        parts: dict[str, dict] = {}
+        for part in keep:
+            for name in prev_parts[part]["files"]:
+                os.link(target / name, staging / name)
+            parts[part] = prev_parts[part]
+        kommuner = [p for p in todo if p != KREDSRAAD]
+        t1 = time.perf_counter()
+        written: list[Path] = []
+        if kommuner:
+            written += render(settings, staging, kommuner=kommuner, maps=True, reports=True, pdf=pdf,
+                              workers=workers, con=con).files
+        if KREDSRAAD in todo:
+            written += render_kredsraad_status(settings, half, staging, pdf=pdf)
+        result.seconds["render"] = round(time.perf_counter() - t1, 2)
+        stamp = today()
+        for part in todo:
+            mine = sorted(p.name for p in written if _part_of(p.name, codes) == part)
+            parts[part] = {"fingerprint": fps[part], "files": mine, "rendered_at": stamp}
+        manifest = {"map_period": map_period.slug, "report_year": report_year, "half": half,
+                    "render_version": _render_version(), "parts": parts}
+        (staging / MAPS_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         old = publish_dir / f".{MAPS_DIR}-old-{os.getpid()}"
         if target.exists():
             target.rename(old)
@@ -243,5 +343,43 @@ def render_latest(settings: Settings, con: duckdb.DuckDBPyConnection | None = No
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log.info("maps and reports for %s written to %s (%s)", dt.date.today(), target, result.seconds)
-    return sorted(target / p.name for p in result.files)
+    if con is not None:
+        _record(con, fps)
+    result.rendered = todo
+    result.files = sorted(p for p in target.iterdir() if p.is_file())
+    result.seconds["total"] = round(time.perf_counter() - t0, 3)
+    log.info("maps and reports for %s: rendered %s, kept %s (%s)", dt.date.today(), todo, keep, result.seconds)
+    return result
+
+
+def _render_version() -> int:
+    from skadestue.maps.fingerprint import RENDER_VERSION
+
+    return RENDER_VERSION
+
+
+def _maps_manifest(target: Path) -> dict:
+    path = target / MAPS_MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+
+
+def _record(con: duckdb.DuckDBPyConnection, fps: dict[str, str]) -> None:
+    """The fingerprints of what is now in ``maps/`` (after the swap: a killed run renders again)."""
+    try:
+        con.execute("BEGIN TRANSACTION")
+    except duckdb.Error as exc:  # read-only or already in a transaction: the manifest still holds them
+        log.warning("maps: fingerprints not recorded in ops.stage_state (%s)", exc)
+        return
+    try:
+        state.forget(con, STAGE)
+        for part, fp in fps.items():
+            state.record(con, STAGE, part, fp)
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        log.warning("maps: fingerprints not recorded in ops.stage_state (%s)", exc)

@@ -26,7 +26,7 @@ import pandas as pd
 from jinja2 import Environment
 
 from skadestue.maps import charts
-from skadestue.maps.data import SOURCE_LINE, Period
+from skadestue.maps.data import SOURCE_LINE, Period, find_chromium, parse_half  # noqa: F401 (re-exported)
 from skadestue.maps.stats import FOCUS_GROUPS, TOTAL, CasualtyStats, frame_text
 from skadestue.maps.suppress import HIDDEN, HIDDEN_NOTE, Table, fmt_int
 
@@ -60,18 +60,6 @@ def _pct_change(now: float, before: float) -> str:
 
 
 # --- PDF ---------------------------------------------------------------------------------------
-
-
-def find_chromium() -> str | None:
-    """A headless-capable Chromium/Chrome on this machine (SKADESTUE_CHROMIUM overrides)."""
-    override = os.environ.get("SKADESTUE_CHROMIUM")
-    if override:
-        return override if Path(override).exists() else None
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
 
 
 def html_to_pdf(html_path: Path, pdf_path: Path, timeout: float = 120.0) -> Path | None:
@@ -268,17 +256,6 @@ def render_annual(stats: CasualtyStats, inp: ReportInputs, out_html: Path, *, pd
 
 
 # --- Kredsråd half-year status -------------------------------------------------------------------
-
-
-def parse_half(half: str) -> tuple[dt.date, dt.date, str]:
-    """'2024H2' -> (2024-07-01, 2024-12-31, '2. halvår 2024')."""
-    m = re.fullmatch(r"\s*(\d{4})\s*[Hh]\s*([12])\s*", half)
-    if not m:
-        raise ValueError(f"--half {half!r}: write the year and the half, e.g. 2024H2 (July-December) or 2025H1.")
-    year, h = int(m.group(1)), int(m.group(2))
-    start = dt.date(year, 1 if h == 1 else 7, 1)
-    end = dt.date(year, 6, 30) if h == 1 else dt.date(year, 12, 31)
-    return start, end, f"{h}. halvår {year}"
 
 
 def render_kredsraad(stats: CasualtyStats, *, half: str, kommuner: dict[str, str],
