@@ -32,3 +32,14 @@ def replace_er_locations(con, rows: list[tuple[str | None, str | None]]) -> None
          "ulykkessted": text, "kommunekode": kom}
         for k, (text, kom) in enumerate(rows)
     ])
+
+
+def load_and_geocode(con, settings, run_id: str) -> None:
+    """The night's stages before linkage, without Prefect: ingest the inbox, build core, geocode."""
+    from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
+    from skadestue.ingest import build_core, ingest_inbox
+
+    ingest_inbox(con, settings, run_id)
+    build_core(con, settings)
+    geocode_police_accidents(con, settings)
+    geocode_er_contacts(con, settings)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
+from helpers import load_and_geocode
 
 from skadestue import db
 from skadestue.hotspots import build_hotspots
@@ -23,18 +24,13 @@ LAYERS = ("hotspot_grid", "hotspot_junction", "hotspot_segment", "casualty_point
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, demo_setup):
-    from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
-    from skadestue.ingest import build_core, ingest_inbox
     from skadestue.link import link_casualties
 
     out = tmp_path_factory.mktemp("hsdemo")
     paths, settings, _ = demo_setup(out, scale=0.5, years=(2020, 2024), seed=7)
     con = db.connect(settings.warehouse, settings=settings)
     con.execute("INSERT INTO ops.run(run_id, started_at, status) VALUES ('t', now(), 'running')")
-    ingest_inbox(con, settings, "t")
-    build_core(con, settings)
-    geocode_police_accidents(con, settings)
-    geocode_er_contacts(con, settings)
+    load_and_geocode(con, settings, "t")
     link_casualties(con, settings)
     report = build_hotspots(con, settings)
     yield dict(con=con, paths=paths, settings=settings, report=report)

@@ -13,6 +13,7 @@ import datetime as dt
 import shutil
 
 import pytest
+from helpers import load_and_geocode
 
 from skadestue import db, state
 from skadestue.config import Settings
@@ -28,18 +29,13 @@ YEARS = ["year 2020", "year 2021", "year 2022", "year 2023", "year 2024"]
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory, demo_setup):
     """The demo warehouse after ingest, geocoding and linkage (no hotspots yet)."""
-    from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
-    from skadestue.ingest import build_core, ingest_inbox
     from skadestue.link import link_casualties
 
     out = tmp_path_factory.mktemp("hsinc")
     _, settings, _ = demo_setup(out, scale=0.5, years=(2020, 2024), seed=11)
     with db.warehouse(settings) as con:
         con.execute("INSERT INTO ops.run(run_id, started_at, status) VALUES ('t', now(), 'running')")
-        ingest_inbox(con, settings, "t")
-        build_core(con, settings)
-        geocode_police_accidents(con, settings)
-        geocode_er_contacts(con, settings)
+        load_and_geocode(con, settings, "t")
         link_casualties(con, settings)
         con.execute("CHECKPOINT")
     return settings

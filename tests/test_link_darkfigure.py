@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import insert
+from helpers import insert, load_and_geocode
 
 from skadestue.link.darkfigure import build_dark_figure, chapman, collapse_strata, dark_figure_frame
 
@@ -183,8 +183,6 @@ def _demo_dark_figure(out, shared_data, seed: int) -> tuple[pd.Series, pd.DataFr
     from skadestue.config import load_settings
     from skadestue.db import connect
     from skadestue.demo import generate_demo
-    from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
-    from skadestue.ingest import build_core, ingest_inbox
     from skadestue.link import link_casualties
 
     paths = generate_demo(out, scale=0.15, years=(2023, 2024), seed=seed,
@@ -194,10 +192,7 @@ def _demo_dark_figure(out, shared_data, seed: int) -> tuple[pd.Series, pd.DataFr
     con = connect(":memory:")
     import_geodata(con, addresses=paths.addresses_csv, roads=paths.roads_geojson,
                    municipalities=paths.municipalities_geojson, postcodes=paths.postcodes_geojson)
-    ingest_inbox(con, settings, "test-run")
-    build_core(con, settings)
-    geocode_police_accidents(con, settings)
-    geocode_er_contacts(con, settings)
+    load_and_geocode(con, settings, "test-run")
     link_casualties(con, settings)
     row = con.execute("SELECT * FROM marts.dark_figure WHERE stratum_level = 'total_stratified'").df().iloc[0]
     con.close()

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import load_and_geocode
 
 from geodata.importer import import_geodata
 from skadestue.config import load_settings
 from skadestue.db import connect
 from skadestue.demo import generate_demo
-from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
-from skadestue.ingest import build_core, ingest_inbox
 from skadestue.link import link_casualties
 from skadestue.link.darkfigure import chapman
 from skadestue.link.evaluate import Score, evaluate_linkage, read_er_truth
@@ -29,10 +28,7 @@ def demo(tmp_path_factory, shared_data):
     con = connect(":memory:")
     import_geodata(con, addresses=paths.addresses_csv, roads=paths.roads_geojson,
                    municipalities=paths.municipalities_geojson, postcodes=paths.postcodes_geojson)
-    ingest_inbox(con, settings, "test-run")
-    build_core(con, settings)
-    geocode_police_accidents(con, settings)
-    geocode_er_contacts(con, settings)
+    load_and_geocode(con, settings, "test-run")
     report = link_casualties(con, settings)
     return {"con": con, "paths": paths, "report": report, "eval": evaluate_linkage(con, paths.truth_dir)}
 

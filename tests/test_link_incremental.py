@@ -7,14 +7,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from helpers import load_and_geocode
 
 from geodata.importer import import_geodata
 from skadestue import state
 from skadestue.config import load_settings
 from skadestue.db import connect
 from skadestue.demo import generate_demo
-from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
-from skadestue.ingest import build_core, ingest_inbox
 from skadestue.link import link_casualties
 from skadestue.link import incremental
 from skadestue.link import pipeline as link_pipeline
@@ -60,10 +59,7 @@ def demo(tmp_path_factory, shared_data):
     con = connect(str(out / "all.duckdb"))
     import_geodata(con, addresses=paths.addresses_csv, roads=paths.roads_geojson,
                    municipalities=paths.municipalities_geojson, postcodes=paths.postcodes_geojson)
-    ingest_inbox(con, settings, "test-run")
-    build_core(con, settings)
-    geocode_police_accidents(con, settings)
-    geocode_er_contacts(con, settings)
+    load_and_geocode(con, settings, "test-run")
     con.close()
     # the first N-1 years alone, the last year kept aside
     shutil.copy(out / "all.duckdb", out / "night1.duckdb")

@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import load_and_geocode
 from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -38,19 +39,14 @@ needs_browser = pytest.mark.skipif(
 def published(tmp_path_factory, demo_setup):
     """A demo region (2020-2024), run through every stage up to publication, no Prefect."""
     from skadestue import db
-    from skadestue.geocode import geocode_er_contacts, geocode_police_accidents
     from skadestue.hotspots import build_hotspots
-    from skadestue.ingest import build_core, ingest_inbox
     from skadestue.link import link_casualties
     from skadestue.publish import publish_layers
 
     paths, settings, _ = demo_setup(tmp_path_factory.mktemp("maps"), scale=0.3, years=(2020, 2024), seed=7)
     with db.warehouse(settings) as con:
         con.execute("INSERT INTO ops.run(run_id, started_at, status) VALUES ('maps', now(), 'running')")
-        ingest_inbox(con, settings, "maps")
-        build_core(con, settings)
-        geocode_police_accidents(con, settings)
-        geocode_er_contacts(con, settings)
+        load_and_geocode(con, settings, "maps")
         link_casualties(con, settings)
         plan_file = getattr(paths, "plan_geojson", None)
         if plan_file is not None and plan_file.exists():  # the demo's traffic-safety plan

@@ -46,7 +46,7 @@ from skadestue.config import HotspotSettings, Settings
 from skadestue.db import query
 from skadestue.hotspots.expected import gi_fdr, update_expected
 from skadestue.hotspots.grid import getis_ord_gi_star, grid_size_table
-from skadestue.hotspots.incremental import STAGE, BuildPlan, period_part, plan_build, record_plan
+from skadestue.hotspots.incremental import STAGE, BuildPlan, plan_build, record_plan
 from skadestue.hotspots.periods import Period, analysis_periods
 from skadestue.plan.coverage import build_plan_coverage
 

@@ -329,7 +329,7 @@ def relink(con: duckdb.DuckDBPyConnection, settings: Settings, mode: str = "auto
             SELECT * FROM link.police_person
             WHERE police_key IN {affected_pol}
                OR police_key IN (SELECT police_key FROM link_pair WHERE er_key IN {affected_er})""")
-        con.execute(f"""
+        con.execute("""
             CREATE OR REPLACE TEMP TABLE link_casualty_drop AS
             SELECT er_casualty_id AS casualty_id FROM link_er_event
             UNION SELECT er_casualty_id FROM link_er_gone

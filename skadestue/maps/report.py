@@ -12,9 +12,7 @@ import base64
 import datetime as dt
 import io
 import logging
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
