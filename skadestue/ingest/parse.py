@@ -52,8 +52,10 @@ def parse_time(text: pd.Series) -> pd.Series:
     minute = np.where(np.isnan(parts["M"]), parts["M2"], parts["M"])
     sec = np.nan_to_num(parts["S"], nan=0.0)
     ok = ~np.isnan(hour) & ~np.isnan(minute) & (hour < 24) & (minute < 60) & (sec < 60)
-    secs = np.where(ok, hour * 3600 + minute * 60 + sec, np.nan)
-    return pd.Series(pd.to_timedelta(secs, unit="s"), index=text.index)
+    # whole nanoseconds, and 0 where not a time (pandas' float-to-timedelta cast warns of an
+    # overflow on NaN in some layouts); those become NaT below
+    nanos = np.round(np.where(ok, hour * 3600 + minute * 60 + sec, 0.0) * 1e9).astype("int64")
+    return pd.Series(pd.to_timedelta(nanos, unit="ns"), index=text.index).where(ok)
 
 
 def format_time(delta: pd.Series) -> pd.Series:
