@@ -85,57 +85,6 @@ def test_second_run_skips_every_file_and_gives_the_same_core(night):
         pd.testing.assert_frame_equal(before, again[table], obj=table)
 
 
-def _warehouse_snapshot(warehouse: Path) -> dict[str, pd.DataFrame]:
-    """core and marts, each table sorted, geometries as WKT, build times left out."""
-    con = db.connect(warehouse, read_only=True)
-    try:
-        out = {}
-        tables = con.execute(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
-            "WHERE table_schema IN ('core', 'marts') AND table_type = 'BASE TABLE' ORDER BY 1"
-        ).fetchall()
-        for (table,) in tables:
-            schema, name = table.split(".")
-            cols = con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, name]
-            ).fetchall()
-            select = ", ".join(
-                f"ST_AsText({c}) AS {c}" if t.startswith("GEOMETRY") else c
-                for c, t in cols if c not in ("built_at",)
-            )
-            out[table] = con.execute(f"SELECT {select} FROM {table} ORDER BY ALL").df()
-        return out
-    finally:
-        con.close()
-
-
-def test_a_full_rebuild_gives_the_warehouse_the_nights_gave(night):
-    """`skadestue run --full` forgets every stage's fingerprints; rebuilding everything from
-    the same deliveries must give the core and marts the incremental nights left."""
-    from flows.nightly import run_nightly
-
-    warehouse = night["settings"].warehouse
-    nights = _warehouse_snapshot(warehouse)
-    con = duckdb.connect(str(warehouse), read_only=True)
-    parts_before = con.execute("SELECT count(*) FROM ops.stage_state").fetchone()[0]
-    con.close()
-    assert parts_before > 10  # core, link, hotspots (per period), publish (per layer), maps
-    summary = run_nightly(**night["kwargs"], full=True)
-    con = duckdb.connect(str(warehouse), read_only=True)
-    ran = dict(con.execute(
-        "SELECT stage, detail FROM ops.run_stage WHERE run_id = ? AND stage IN ('ingest', 'link', 'hotspots')",
-        [summary["run_id"]]).fetchall())
-    con.close()
-    assert json.loads(ran["ingest"])["core"]["full_build"] == 1
-    assert json.loads(ran["link"])["model_trained"] is True
-    rebuilt = _warehouse_snapshot(warehouse)
-    assert rebuilt.keys() == nights.keys()
-    for table, frame in nights.items():
-        assert len(frame) > 0 or table in ("marts.plan_coverage",), table
-        pd.testing.assert_frame_equal(frame, rebuilt[table], obj=table, check_exact=False, rtol=1e-9)
-
-
 def test_planted_junction_hotspots_are_found(night):
     truth = pd.read_parquet(night["paths"].truth_dir / "hotspots.parquet")
     junctions = truth[truth["kind"] == "junction"]
@@ -270,3 +219,55 @@ def test_nightly_run_renders_the_maps_and_reports_of_the_newest_period(night):
     assert len(reports) == 8
     assert len(list(maps.glob("kredsraad_*H2.html"))) == 1
     assert not list(Path(night["settings"].publish_dir).glob(".maps-*"))
+
+
+# Last in the module: it adds a third run to the warehouse the tests above read.
+def _warehouse_snapshot(warehouse: Path) -> dict[str, pd.DataFrame]:
+    """core and marts, each table sorted, geometries as WKT, build times left out."""
+    con = db.connect(warehouse, read_only=True)
+    try:
+        out = {}
+        tables = con.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('core', 'marts') AND table_type = 'BASE TABLE' ORDER BY 1"
+        ).fetchall()
+        for (table,) in tables:
+            schema, name = table.split(".")
+            cols = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, name]
+            ).fetchall()
+            select = ", ".join(
+                f"ST_AsText({c}) AS {c}" if t.startswith("GEOMETRY") else c
+                for c, t in cols if c not in ("built_at",)
+            )
+            out[table] = con.execute(f"SELECT {select} FROM {table} ORDER BY ALL").df()
+        return out
+    finally:
+        con.close()
+
+
+def test_a_full_rebuild_gives_the_warehouse_the_nights_gave(night):
+    """`skadestue run --full` forgets every stage's fingerprints; rebuilding everything from
+    the same deliveries must give the core and marts the incremental nights left."""
+    from flows.nightly import run_nightly
+
+    warehouse = night["settings"].warehouse
+    nights = _warehouse_snapshot(warehouse)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    parts_before = con.execute("SELECT count(*) FROM ops.stage_state").fetchone()[0]
+    con.close()
+    assert parts_before > 10  # core, link, hotspots (per period), publish (per layer), maps
+    summary = run_nightly(**night["kwargs"], full=True)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    ran = dict(con.execute(
+        "SELECT stage, detail FROM ops.run_stage WHERE run_id = ? AND stage IN ('ingest', 'link', 'hotspots')",
+        [summary["run_id"]]).fetchall())
+    con.close()
+    assert json.loads(ran["ingest"])["core"]["full_build"] == 1
+    assert json.loads(ran["link"])["model_trained"] is True
+    rebuilt = _warehouse_snapshot(warehouse)
+    assert rebuilt.keys() == nights.keys()
+    for table, frame in nights.items():
+        assert len(frame) > 0 or table in ("marts.plan_coverage",), table
+        pd.testing.assert_frame_equal(frame, rebuilt[table], obj=table, check_exact=False, rtol=1e-9)
