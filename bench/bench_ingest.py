@@ -1,7 +1,8 @@
 """Benchmark ingestion throughput: ER rows per second from CSV to ``core``, and peak memory.
 
 Generates a small demo, replicates its ER rows (with new kontakt_ids, so every row is a new
-record) into one big delivery in the demo's dialects (half UTF-8 ``;``, half Windows-1252
+record, and new synthetic people on shifted days, so CPRs and arrival times are as distinct
+as in a real export) into one big delivery in the demo's dialects (half UTF-8 ``;``, half Windows-1252
 ``,``), then times ``ingest_inbox`` + ``build_core`` on an in-memory warehouse in a fresh
 process. Peak RSS is that process's maximum resident set (resource.getrusage), CPU seconds
 are its user + system time (DuckDB's threads included): on a shared machine they say more
@@ -95,13 +96,47 @@ def demo_er_rows(workdir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _shift_days(text: pd.Series, days: np.ndarray) -> pd.Series:
+    """Dates in the demo's two main formats moved by ``days`` (other texts, the deliberately
+    broken ones among them, unchanged)."""
+    out = text.copy()
+    for pattern, fmt in ((r"^\d{2}-\d{2}-\d{4} \d{2}:\d{2}$", "%d-%m-%Y %H:%M"),
+                         (r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", "%Y-%m-%d %H:%M:%S")):
+        hit = text.str.match(pattern, na=False).to_numpy()
+        stamps = pd.to_datetime(text[hit], format=fmt, errors="coerce")
+        moved = (stamps + pd.to_timedelta(days[hit], unit="D")).dt.strftime(fmt)
+        out[hit] = moved.where(stamps.notna(), text[hit])
+    return out
+
+
+def _other_people(cpr: pd.Series, rng: np.random.Generator) -> pd.Series:
+    """Each well-formed CPR turned into another synthetic person: a new day of birth (1-28)
+    and serial digits, keeping the century digit and the sex digit (so the facts stay valid)."""
+    m = cpr.str.extract(r"^(\d{2})(\d{4})(-?)(\d)(\d{2})(\d)$")
+    ok = m[0].notna().to_numpy()
+    n = int(ok.sum())
+    day = pd.Series(rng.integers(1, 29, n)).astype(str).str.zfill(2).to_numpy()
+    serial = pd.Series(rng.integers(0, 100, n)).astype(str).str.zfill(2).to_numpy()
+    out = cpr.copy()
+    out[ok] = day + m.loc[ok, 1] + m.loc[ok, 2] + m.loc[ok, 3] + serial + m.loc[ok, 5]
+    return out
+
+
 def write_big_delivery(rows: pd.DataFrame, n: int, inbox: Path, night: Path | None = None,
                        night_rows: int = 150) -> list[Path]:
     """n rows replicated from ``rows`` with unique kontakt_ids, in two files/dialects; and the
-    next night's delivery under ``night`` (new contacts plus 20 corrections of big rows)."""
+    next night's delivery under ``night`` (new contacts plus 20 corrections of big rows).
+
+    The copies are other people on other days: every replica's dates move by a day more and
+    its CPR numbers become new synthetic persons, so CPRs and arrival times are nearly all
+    distinct, as in real exports (nothing in the ingest gets cheaper by repetition)."""
     idx = np.resize(np.arange(len(rows)), n)
     big = rows.iloc[idx].reset_index(drop=True)
     big["kontakt_id"] = "B-" + pd.Series(np.arange(n)).astype(str) + "-" + big["kontakt_id"]
+    replica = np.arange(n) // len(rows)
+    big["ankomst"] = _shift_days(big["ankomst"], replica)
+    big["ulykke_tid"] = _shift_days(big["ulykke_tid"], replica)
+    big["cpr"] = _other_people(big["cpr"], np.random.default_rng(7))
     half = n // 2
     out = inbox / "skadestue"
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +173,9 @@ def timed_ingest(inbox: Path, rows: int, night: Path | None = None) -> dict:
         "rows": rows,
         "rows_loaded": report.rows_loaded,
         "rows_quarantined": report.rows_quarantined,
+        "distinct_cpr_pseudonyms": con.execute(
+            "SELECT count(DISTINCT cpr_pseudonym) FROM raw.er_contact").fetchone()[0],
+        "distinct_arrivals": con.execute("SELECT count(DISTINCT ankomst) FROM staging.er_contact").fetchone()[0],
         "core_er_contact": core["er_contact"],
         "ingest_s": round(t1 - t0, 2),
         "build_core_s": round(t2 - t1, 2),

@@ -8,8 +8,6 @@ checked, because numbers without it have been issued since 2007 (cpr.dk).
 
 from __future__ import annotations
 
-import _hashlib
-import functools
 import hashlib
 import hmac
 import logging
@@ -161,72 +159,6 @@ def pseudonymise_parsed(parsed: pd.DataFrame, key: bytes) -> pd.Series:
     return parsed["cpr_norm"].map(digests).astype("object").where(parsed["status"] == "valid", None)
 
 
-def hmac_hex_arrow(key: bytes, texts: pa.Array) -> pa.Array:
-    """Hex HMAC-SHA256 of each text's UTF-8 bytes (= ``hmac.new(key, t.encode(), sha256).hexdigest()``),
-    as an Arrow string array; null stays null.
-
-    One OpenSSL call per value over slices of the Arrow buffer (no Python string per value),
-    and one hex conversion for the whole array.
-    """
-    if not key:
-        raise ValueError("hmac_hex_arrow needs a non-empty key")
-    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-    if texts.type != pa.string():
-        texts = texts.cast(pa.string())
-    n = len(texts)
-    if n == 0:
-        return pa.array([], type=pa.string())
-    _, offsets_buf, data_buf = texts.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[texts.offset: texts.offset + n + 1]
-    data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
-    digest = functools.partial(_hashlib.hmac_digest, key, digest="sha256")
-    digests = list(map(digest, map(data.__getitem__, map(slice, offsets[:-1].tolist(), offsets[1:].tolist()))))
-    hexed = b"".join(digests).hex().encode("ascii")
-    out_offsets = np.arange(0, 64 * n + 1, 64, dtype=np.int32)
-    values = pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(hexed))
-    return _with_nulls(values, texts)
-
-
-def _with_nulls(values: pa.Array, like: pa.Array) -> pa.Array:
-    """``values`` with nulls wherever ``like`` is null."""
-    if like.null_count == 0:
-        return values
-    return pc.if_else(pc.is_valid(like), values, pa.scalar(None, pa.string()))
-
-
-def cpr_facts_arrow(cpr: pa.Array, key: bytes) -> dict[str, pa.Array]:
-    """CPR status, birth date, sex and pseudonym of a text column, computed once per distinct
-    value (:func:`parse_cpr`, :func:`hmac_hex_arrow`) and spread back over the rows."""
-    cpr = cpr.combine_chunks() if isinstance(cpr, pa.ChunkedArray) else cpr
-    encoded = pc.dictionary_encode(cpr)
-    uniques = pd.Series(encoded.dictionary.to_numpy(zero_copy_only=False), dtype="object")
-    parsed = parse_cpr(uniques)
-    valid = (parsed["status"] == "valid").to_numpy()
-    pseudo = pa.nulls(len(uniques), pa.string())
-    if valid.any():
-        norm = pa.array(parsed["cpr_norm"].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-        pseudo = hmac_hex_arrow(key, norm)
-    status = pa.array(parsed["status"].to_numpy(dtype=object), type=pa.string())
-    birth = pa.array(parsed["birth_date"].dt.date.to_numpy(dtype=object), type=pa.date32(), from_pandas=True)
-    sex = pa.array(parsed["sex"].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    idx = encoded.indices
-    missing = pc.is_null(idx)
-    any_missing = bool(pc.any(missing).as_py())
-
-    def spread(values: pa.Array, if_missing) -> pa.Array:
-        out = pc.take(values, idx) if len(values) else pa.nulls(len(idx), values.type)
-        if any_missing:
-            out = pc.if_else(missing, pa.scalar(if_missing, values.type), out)
-        return out
-
-    return {
-        "cpr_status": spread(status, "missing"),
-        "cpr_birth_date": spread(birth, None),
-        "cpr_sex": spread(sex, None),
-        "cpr_pseudonym": spread(pseudo, None),
-    }
-
-
 def redact_cpr(text: str | None, *, phones: bool = True) -> str | None:
     """Replace CPR-like digit runs (and, by default, phone numbers) in free text."""
     if text is None or (isinstance(text, float) and np.isnan(text)):
@@ -275,6 +207,11 @@ def _redact_names(text: str) -> str:
     return NAME_AFTER_ROLE_RE.sub(lambda m: m.group(1) + NAME_MASK, text)
 
 
+def redact_free_text(text: str) -> str:
+    """:func:`redact_free_text_series` of one text."""
+    return _redact_names(redact_cpr(text))
+
+
 def redact_free_text_series(series: pd.Series) -> pd.Series:
     """Free text kept in the warehouse (``ulykkessted``): CPR-like runs, phone numbers and
     names introduced by a role word (``vidne Jens Hansen`` -> ``vidne [NAVN]``) redacted."""
@@ -287,9 +224,14 @@ def _mask_if_valid_cpr(match: re.Match[str]) -> str:
     return CPR_MASK if status == "valid" else match.group(0)
 
 
+def scrub_valid_cpr(text: str) -> str:
+    """:func:`scrub_valid_cpr_series` of one text."""
+    return CPR_LIKE_RE.sub(_mask_if_valid_cpr, text)
+
+
 def scrub_valid_cpr_series(series: pd.Series) -> pd.Series:
     """Mask date-valid CPR numbers in structured text columns, leaving other ids alone.
 
     Used for columns such as ids where a 10-digit number is legitimate unless it is a CPR.
     """
-    return _rewrite(series, _CPR_CANDIDATE, lambda t: CPR_LIKE_RE.sub(_mask_if_valid_cpr, t))
+    return _rewrite(series, _CPR_CANDIDATE, scrub_valid_cpr)

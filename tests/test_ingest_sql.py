@@ -4,12 +4,14 @@ the same warehouse rows for a whole demo night. All people are synthetic."""
 
 from __future__ import annotations
 
+import functools
+import json
 import hashlib
 import hmac
 import re
 
+import duckdb
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from skadestue.config import Settings
@@ -20,7 +22,9 @@ from skadestue.ingest import delivery as delivery_mod
 from skadestue.ingest.er import ER_SPEC
 from skadestue.ingest.readers import UnreadableFile, read_delivery
 from skadestue.ingest.records import read_records
-from skadestue.pseudonym import cpr_facts_arrow, hmac_hex_arrow, parse_cpr, pseudonymise
+from skadestue.ingest import sql_parse
+from skadestue.ingest.parse import parse_datetime, parse_time
+from skadestue.pseudonym import parse_cpr, pseudonymise
 
 KEY = b"synthetic-sql-key"
 
@@ -44,6 +48,16 @@ FILES = {
 }
 
 
+def _records(data: bytes):
+    """read_records, and its records as DuckDB gives them (by line)."""
+    rec = read_records(data)
+    con = duckdb.connect()
+    rec.register(con, "r")
+    got = con.execute("SELECT * FROM r ORDER BY line_no").df()
+    rec.unregister(con, "r")
+    return rec, got
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_records_are_those_of_the_csv_module(name):
     data = FILES[name]
@@ -54,8 +68,7 @@ def test_records_are_those_of_the_csv_module(name):
             read_records(data)
         assert (str(got.value), got.value.rows_read) == (str(exc), exc.rows_read)
         return
-    rec = read_records(data)
-    got = rec.table.to_pandas()
+    rec, got = _records(data)
     assert (rec.encoding, rec.delimiter, rec.header, rec.warning) == (ref.encoding, ref.delimiter, ref.header, ref.warning)
     assert got["line_no"].tolist() == ref.line_no.tolist()
     assert got["n_fields"].tolist() == ref.n_fields.tolist()
@@ -63,72 +76,132 @@ def test_records_are_those_of_the_csv_module(name):
     assert got["line_text"].tolist() == ref.line_text.tolist()
     unclosed = ref.unclosed_quote.tolist() if ref.unclosed_quote is not None else [False] * len(ref.line_no)
     assert got["unclosed"].tolist() == unclosed
-    assert rec.width == len(ref.cells.columns)
-    for i in range(rec.width):
+    width = len(ref.header)
+    beyond = [c for c in ref.cells.columns if c >= width]
+    overflow = ref.cells[beyond].notna().any(axis=1).tolist() if beyond else [False] * len(ref.line_no)
+    assert got["overflow"].tolist() == overflow
+    assert rec.width == width
+    for i in range(width):
         want = [None if pd.isna(v) else v for v in ref.cells[i]]
-        assert [None if v is None else v for v in got[f"c{i}"]] == want, f"column {i}"
+        assert [None if pd.isna(v) else v for v in got[f"c{i}"]] == want, f"column {i}"
 
 
 def test_records_of_the_common_shapes():
-    rec = read_records(FILES["quoted_delimiters"])
-    t = rec.table.to_pydict()
+    rec, t = _records(FILES["quoted_delimiters"])
     assert (rec.delimiter, rec.header) == (",", ["a", "b", "c"])
-    assert t["line_no"] == [2, 3] and t["c1"] == ["x, y", '5 "five"'] and t["c0"] == ["1", "4"]
-    rec = read_records(FILES["short_and_long"])
-    t = rec.table.to_pydict()
+    assert t["line_no"].tolist() == [2, 3] and t["c1"].tolist() == ["x, y", '5 "five"'] and t["c0"].tolist() == ["1", "4"]
+    # only the line with a doubled quote went through the csv module
+    assert rec.parsed["line_no"].to_pylist() == [3] and rec.lines["line_no"].to_pylist() == [2]
+    rec, t = _records(FILES["short_and_long"])
     # blank and whitespace-only lines are no records; ';' alone is one (two empty fields)
-    assert t["line_no"] == [2, 3, 4, 5, 8] and t["n_fields"] == [2, 5, 5, 2, 1]
-    assert t["c3"] == [None, "4", None, None, None]
+    assert t["line_no"].tolist() == [2, 3, 4, 5, 8] and t["n_fields"].tolist() == [2, 5, 5, 2, 1]
+    assert t["overflow"].tolist() == [False, True, False, False, False]
+    assert [None if pd.isna(v) else v for v in t["c2"]] == [None, "3", "3", None, None]
 
 
-def test_hmac_hex_arrow_is_hmac_sha256():
+def test_sql_hmac_is_hmac_sha256():
     texts = ["æøå 0503871234", "", "x" * 300, None, "Ankomst;SVS Esbjerg"]
-    arr = pa.array(texts)
-    want = [None if t is None else hmac.new(KEY, t.encode(), hashlib.sha256).hexdigest() for t in texts]
-    assert hmac_hex_arrow(KEY, arr).to_pylist() == want
-    assert hmac_hex_arrow(KEY, arr.slice(2)).to_pylist() == want[2:]
-    long_key = b"k" * 65 + "æ".encode()  # longer than the SHA-256 block: HMAC hashes it first
-    assert hmac_hex_arrow(long_key, arr).to_pylist() == [
-        None if t is None else hmac.new(long_key, t.encode(), hashlib.sha256).hexdigest() for t in texts]
     many = [f"{i};050387-{i:04d};Kongensgade {i}" for i in range(5000)]
-    assert hmac_hex_arrow(KEY, pa.array(many)).to_pylist() == [
-        hmac.new(KEY, t.encode(), hashlib.sha256).hexdigest() for t in many]
+    long_key = b"k" * 65 + "æ".encode()  # longer than the SHA-256 block: HMAC hashes it first
+    con = duckdb.connect()
+    # ASCII keys hand the inner pad over as text, others as a BLOB ('6' ^ 0x36 = NUL)
+    for key, values in ((KEY, texts), (long_key, texts), (KEY, many), ("nøgle-6".encode(), texts), (b"6" * 10, many)):
+        hmac_sql = sql_parse.set_hmac_key(con, key)
+        got = con.execute(f"SELECT {hmac_sql('t')} FROM unnest(?) WITH ORDINALITY u(t, i) ORDER BY i",
+                          [values]).fetchall()
+        assert [g[0] for g in got] == [
+            None if t is None else hmac.new(key, t.encode(), hashlib.sha256).hexdigest() for t in values]
+    sql_parse.clear_hmac_key(con)
     with pytest.raises(ValueError):
-        hmac_hex_arrow(b"", arr)
+        sql_parse.set_hmac_key(con, b"")
 
 
-def test_cpr_facts_arrow_equal_parse_cpr_and_pseudonymise():
+def _sql_values(select: str, values: list, *layers: str) -> list:
+    """``select`` (SQL over column t and the columns the ``layers`` add, innermost first)
+    for each value, in order."""
+    con = duckdb.connect()
+    sql = "SELECT t, i FROM unnest(?) WITH ORDINALITY u(t, i)"
+    sql_parse.set_hmac_key(con, KEY)  # ASCII: the pad goes over as text
+    for layer in layers:
+        sql = f"SELECT *, {layer} FROM ({sql})"
+    rows = con.execute(f"SELECT {select} FROM ({sql}) ORDER BY i", [values]).fetchall()
+    return [r[0] if len(r) == 1 else r for r in rows]
+
+
+def test_sql_cpr_facts_equal_parse_cpr_and_pseudonymise():
     cprs = ["050387-1234", "0503871234", " 0503 871234", "0101004000", "2412994017", "3201871234",
-            "010158-5000", "010158-4000", "0101366000", None, "12345", "abcdefghij", "290200-4000", "290201-4000"]
-    got = cpr_facts_arrow(pa.array(cprs, pa.string()), KEY)
+            "010158-5000", "010158-4000", "0101366000", None, "12345", "abcdefghij", "290200-4000", "290201-4000",
+            "", "0503-871234", "050387--1234", "٠٥٠٣٨٧١٢٣٤", "3112999999", "0000000000", "311299 9999"]
+    facts = sql_parse.cpr_facts("_n", "_p", "_b", functools.partial(sql_parse.hmac_hex, textual=True))
+    got = _sql_values(
+        ", ".join(facts[c] for c in ("cpr_status", "cpr_birth_date", "cpr_sex", "cpr_pseudonym")), cprs,
+        f"{sql_parse.cpr_normalised('t')} AS _n", f"{sql_parse.cpr_parts('_n')} AS _p",
+        f"{sql_parse.cpr_birth_date('_p')} AS _b")
     ref = parse_cpr(pd.Series(cprs, dtype="object"))
-    assert got["cpr_status"].to_pylist() == ref["status"].tolist()
-    assert got["cpr_sex"].to_pylist() == [None if pd.isna(v) else v for v in ref["sex"]]
-    assert got["cpr_birth_date"].to_pylist() == [None if pd.isna(v) else v.date() for v in ref["birth_date"]]
     pseudo = pseudonymise(pd.Series(cprs, dtype="object"), KEY)
-    assert got["cpr_pseudonym"].to_pylist() == [None if pd.isna(v) else v for v in pseudo]
+    want = [
+        (s, None if pd.isna(b) else b.date(), None if pd.isna(x) else x, None if pd.isna(p) else p)
+        for s, b, x, p in zip(ref["status"], ref["birth_date"], ref["sex"], pseudo)
+    ]
+    assert got == want
     # 010158-5000: 7th digit 5 and year 58 -> 1858; 0101366000: 7th digit 6, year 36 -> 2036
-    assert got["cpr_birth_date"].to_pylist()[6:9] == [pd.Timestamp("1858-01-01").date(),
-                                                      pd.Timestamp("1958-01-01").date(),
-                                                      pd.Timestamp("2036-01-01").date()]
+    assert [g[1] for g in got[6:9]] == [pd.Timestamp("1858-01-01").date(), pd.Timestamp("1958-01-01").date(),
+                                        pd.Timestamp("2036-01-01").date()]
+    assert [g[0] for g in got[:3]] == ["valid"] * 3 and got[9][0] == "missing" and got[10][0] == "invalid"
 
 
-def test_duckdb_never_sees_a_cpr_number_or_the_narrative():
+DATES = ["2024-03-05", "2024-03-05 14:32", "2024-03-05T14:32:00", "2024-3-5 7.05", "2024-03-05 14:32:07.123",
+         "05-03-2024", "05.03.2024 14:32", "5/3/2024", "05-03-2024 kl. 14.32", "05-03-2024 1432",
+         "31-02-2023", "29-02-2024", "29-02-2023", "2024-13-01", "2024-00-10", "00-01-2024", "2024-01-01 24:00",
+         "2024-01-01 23:60", "2024-01-01 23:59:60", "2024-01-01 23:59:59", "1999-12-31 0:00", "0999-01-01",
+         "3000-01-01", "2024/03/05", "14:32", "kl. 14", "kl 14.32", "1432", "7.5", "", None, " 2024-03-05 ",
+         "05-03-24", "abc", "2024-03-05 14", "٢٠٢٤-٠٣-٠٥", "10:61", "23:59:59", "9:05"]
+
+
+def test_sql_dates_and_times_equal_parse_datetime_and_parse_time():
+    iso, dk = sql_parse.datetime_parts("trim(t)")
+    tp = sql_parse.time_parts("trim(t)")
+    got = _sql_values(
+        f"{sql_parse.datetime_value('_iso', '_dk')}, {sql_parse.time_seconds('_tp')}", DATES,
+        f"{iso} AS _iso, {dk} AS _dk, {tp} AS _tp")
+    series = pd.Series(DATES, dtype="object").map(lambda v: v.strip() if isinstance(v, str) else v)
+    stamps = parse_datetime(series)
+    seconds = parse_time(series).dt.total_seconds()
+    want = [(None if pd.isna(s) else s.to_pydatetime(), None if pd.isna(x) else float(x))
+            for s, x in zip(stamps, seconds)]
+    assert got == want
+    assert got[1][0] == pd.Timestamp("2024-03-05 14:32").to_pydatetime() and got[24][1] == 14 * 3600 + 32 * 60
+    assert got[10] == (None, None) and got[11][0] is not None and got[12][0] is None
+
+
+def test_no_table_holds_a_cpr_number_or_the_narrative():
     data = (
         "kontakt_id;sygehus;ankomst;cpr;ulykkessted;fritekst;afdeling\n"
         "K1;SVS;2024-03-05 14:32;050387-1234;vidne Jens Hansen 0101004000;Pt. 050387-1234, tlf 12345678;"
         "kontakt 2412994017\n"
+        "0101004000;SVS;2024-03-05 14:32;;Torvet 1;;\n"
     ).encode()
     rec = read_records(data)
-    cols = delivery_mod.map_columns(rec.header, ER_SPEC, ER_SPEC.mapping(Settings(pseudonym_key="k")))
-    table, kept = er_sql.arrow_records(rec, ER_SPEC, cols.positions, cols.extra, Settings(pseudonym_key="k"), KEY)
-    assert kept == ["afdeling"]
-    cells = [v for col in table.columns if pa.types.is_string(col.type) for v in col.to_pylist() if v]
-    assert not [v for v in cells if re.search(r"\d{6}-?\d{4}", v) or "Pt." in v or "Jens" in v]
-    row = table.to_pylist()[0]
-    assert row["ulykkessted"] == "vidne [NAVN] [CPR]" and row["_extra_0"] == "kontakt [CPR]"
+    settings = Settings(pseudonym_key="k")
+    cols = delivery_mod.map_columns(rec.header, ER_SPEC, ER_SPEC.mapping(settings))
+    con = connect(":memory:")
+    prepared = er_sql.prepare_er(con, rec, ER_SPEC, cols.positions, cols.extra, settings, KEY)
+    assert prepared.extra_columns == ["afdeling"] and (prepared.rows_read, prepared.rows_quarantined) == (2, 1)
+    tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()]
+    assert set(tables) >= {er_sql.CELLS, er_sql.TYPED, er_sql.BAD}
+    cells = [v for t in tables for row in con.execute(f"SELECT * FROM {t}").fetchall() for v in row
+             if isinstance(v, str)]
+    assert cells and not [v for v in cells if re.search(r"\d{6}-?\d{4}", v) or "Pt." in v or "Jens" in v]
+    row = con.execute(f"SELECT * FROM {er_sql.CELLS} WHERE line_no = 2").df().iloc[0]
+    assert row["ulykkessted"] == "vidne [NAVN] [CPR]" and json.loads(row["extra"]) == {"afdeling": "kontakt [CPR]"}
     assert row["fritekst_chars"] == len("Pt. 050387-1234, tlf 12345678")
     assert row["row_hash"] == hmac.new(KEY, data.decode().splitlines()[1].encode(), hashlib.sha256).hexdigest()
+    assert row["cpr_pseudonym"] == hmac.new(KEY, b"0503871234", hashlib.sha256).hexdigest()
+    assert (row["cpr_status"], str(row["cpr_birth_date"])[:10], row["cpr_sex"]) == ("valid", "1987-03-05", "K")
+    assert prepared.quarantine["reason"].tolist() == ["kontakt_id looks like a CPR number; the row is not stored"]
+    assert prepared.quarantine["record_key"].tolist() == ["SVS|[CPR]"]
+    er_sql.drop_temp(con, prepared)
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)
 
 
 def _tables(con) -> dict[str, list[tuple]]:
@@ -171,8 +244,8 @@ def test_duplicate_rows_roll_the_delivery_back(tmp_path, monkeypatch):
 
     def twice(con_, spec, delivery_id, seq):
         real(con_, spec, delivery_id, seq)
-        con_.execute(f"INSERT INTO staging.er_contact SELECT * FROM staging.er_contact WHERE kontakt_id = 'K1'")
-        con_.execute(f"DELETE FROM staging.er_contact WHERE kontakt_id = 'K2'")
+        con_.execute("INSERT INTO staging.er_contact SELECT * FROM staging.er_contact WHERE kontakt_id = 'K1'")
+        con_.execute("DELETE FROM staging.er_contact WHERE kontakt_id = 'K2'")
 
     monkeypatch.setattr(er_sql, "write_er", twice)
     with pytest.raises(IngestAccountingError, match=r"duplicate rows \(raw 2 rows on 2 lines, staging 2 rows with 1 distinct"):

@@ -600,17 +600,12 @@ def load_file_sql(
     cols = map_columns(records.header, spec, mapping)
     if cols.missing_required:
         message = missing_columns_message(spec, cols, mapping, records.header)
-        return _reject(con, result, run_id, digest, message, records.n, records.encoding, records.delimiter)
+        return _reject(con, result, run_id, digest, message, records.count(con), records.encoding, records.delimiter)
     result.encoding, result.delimiter, result.message = records.encoding, records.delimiter, records.warning
-    log.info("%s: %d records; pseudonymising", rel, records.n)
-    table, kept = er_sql.arrow_records(records, spec, cols.positions, cols.extra, settings, key)
-    n_records, header_width = records.n, len(records.header)
-    del records  # the original lines and cells (with the CPR numbers) are not needed any more
-    con.register(er_sql.REC, table)
+    prepared = None
     try:
-        prepared = er_sql.prepare_er(con, n_records, header_width, settings, kept)
-        con.unregister(er_sql.REC)
-        del table
+        prepared = er_sql.prepare_er(con, records, spec, cols.positions, cols.extra, settings, key)
+        del records  # the original lines and cells (with the CPR numbers) are not needed any more
         result.rows_read = prepared.rows_read
         result.rows_quarantined = prepared.rows_quarantined
         result.rows_loaded = prepared.rows_read - prepared.rows_quarantined
@@ -630,11 +625,7 @@ def load_file_sql(
 
         _in_transaction(con, load)
     finally:
-        try:
-            con.unregister(er_sql.REC)
-        except Exception:  # already unregistered
-            pass
-        er_sql.drop_temp(con, None)
+        er_sql.drop_temp(con, prepared)
     log.info(
         "loaded %s as %s: %d read, %d loaded, %d quarantined, %d notes",
         rel, result.delivery_id, result.rows_read, result.rows_loaded, result.rows_quarantined, result.notes,

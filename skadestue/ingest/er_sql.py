@@ -1,16 +1,19 @@
-"""Emergency-ward deliveries through Arrow and DuckDB: the rules of :mod:`skadestue.ingest.er`,
-column-wise instead of frame by frame.
+"""Emergency-ward deliveries through DuckDB: the rules of :mod:`skadestue.ingest.er`, as SQL
+over the whole delivery instead of frame by frame.
 
-1. :func:`arrow_records` (Arrow, Python memory): the CPR becomes its facts and pseudonym, the
-   narrative its length, the original line its keyed audit hash (one HMAC per line, OpenSSL),
-   so DuckDB never sees a CPR number; text cells are CPR-scrubbed and free text redacted
-   (the Python rules run only on the few candidate values an RE2 pre-filter finds), and the
-   vocabulary/date rules of ``er.py``/``parse.py`` run once per *distinct* value and are
-   spread back with ``take``.
-2. :func:`prepare_er` (DuckDB): the row-wise rules (accident time against arrival, injury
-   date, age, sex, severity) and every check with its reason, as SQL over the whole delivery.
-3. :func:`write_er`: raw and staging rows by INSERT ... SELECT inside the delivery's
-   transaction.
+1. :func:`build_cells` (one SQL statement over the records of :mod:`~skadestue.ingest.records`,
+   read from Arrow buffers in Python memory): the CPR becomes its facts and keyed pseudonym,
+   the narrative its length, the original line its keyed audit hash (HMAC-SHA256 in SQL,
+   :mod:`~skadestue.ingest.sql_parse`), dates and times are parsed; text cells with a
+   date-valid CPR number are masked and free text redacted by the Python rules of
+   :mod:`skadestue.pseudonym`, called only for the few values an RE2 pre-filter finds. The
+   CPR number, the narrative and the line text are never stored in a table, not even a
+   temporary one.
+2. The vocabulary rules of ``er.py``/``parse.py`` run once per *distinct* value in Python and
+   are joined back (:func:`build_typed`), with the row-wise rules (accident time against
+   arrival, injury date, age, sex, severity).
+3. Every check with its reason (:func:`prepare_er`), and raw and staging rows by
+   INSERT ... SELECT inside the delivery's transaction (:func:`write_er`).
 
 It writes exactly the rows the pandas path (``delivery.prepare_delivery``) writes;
 tests/test_ingest_sql.py checks that on a demo night.
@@ -26,7 +29,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from skadestue import vocab
 from skadestue.config import Settings
@@ -34,29 +36,28 @@ from skadestue.ingest.er import AFSLUTNING_WORDS, SEX_WORDS, normalise_bidiagnos
 from skadestue.ingest.parse import (
     map_mode,
     normalise_words,
-    parse_datetime,
     parse_int,
-    parse_time,
     resolve_kommunekode,
 )
+from skadestue.ingest import sql_parse as sp
 from skadestue.ingest.records import Records
 from skadestue.ingest.sources import SourceSpec
 from skadestue.pseudonym import (
     _CPR_CANDIDATE,
     _NAME_CANDIDATE,
     _PHONE_CANDIDATE,
-    cpr_facts_arrow,
-    hmac_hex_arrow,
+    redact_cpr,
     redact_cpr_series,
-    redact_free_text_series,
-    scrub_valid_cpr_series,
+    redact_free_text,
+    scrub_valid_cpr,
 )
 
 log = logging.getLogger(__name__)
 
+REC = "_ing_rec"
+CELLS = "_ing_er_cells"
 TYPED = "_ing_er_typed"
 BAD = "_ing_er_bad"
-REC = "_ing_rec"
 
 _SERIOUS = re.compile(vocab.SERIOUS_DIAGNOSIS_REGEX)
 _INJURY = re.compile(r"^D[ST]\d")
@@ -72,12 +73,11 @@ class SqlPrepared:
     quarantine: pd.DataFrame
     notes: pd.DataFrame
     extra_columns: list[str] = field(default_factory=list)
+    #: Lookup tables registered for the delivery (unregistered by :func:`drop_temp`).
     temp_tables: list[str] = field(default_factory=list)
 
 
-def _q(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
+_q = sp.sql_literal
 
 
 def _quoted(col: str) -> str:
@@ -86,15 +86,6 @@ def _quoted(col: str) -> str:
 
 
 # --------------------------------------------------------------------------- value maps
-
-
-def _datetime_map(values: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({"ts": parse_datetime(values).to_numpy()})
-
-
-def _ulykke_map(values: pd.Series) -> pd.DataFrame:
-    bare = parse_time(values).dt.total_seconds()
-    return pd.DataFrame({"full_ts": parse_datetime(values).to_numpy(), "bare_s": bare.to_numpy()})
 
 
 def _int_map(values: pd.Series) -> pd.DataFrame:
@@ -150,51 +141,130 @@ def _bidiag_map(values: pd.Series) -> pd.DataFrame:
     })
 
 
-# --------------------------------------------------------------------------- base table
+# --------------------------------------------------------------------------- cells
 
 
-def arrow_map(arr: pa.Array, fn, types: dict[str, pa.DataType]) -> dict[str, pa.Array]:
-    """Run ``fn`` (object series of distinct values -> frame with the columns of ``types``)
-    once per distinct non-null value of ``arr`` and spread the results over the rows
-    (null where ``arr`` is null)."""
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    encoded = pc.dictionary_encode(arr)
-    if len(encoded.dictionary) == 0:
-        return {k: pa.nulls(len(arr), t) for k, t in types.items()}
-    uniques = pd.Series(encoded.dictionary.to_numpy(zero_copy_only=False), dtype="object")
-    result = fn(uniques)
+def _udf(fix, name: str):
+    """An Arrow UDF applying a Python text rule (str -> str) to the values DuckDB hands it:
+    only the few candidates of an RE2 pre-filter (see :func:`_rewritten`), so a plain loop."""
+    def call(values):
+        return pa.array([None if v is None else fix(v) for v in values.to_pylist()], type=pa.string())
+    call.__name__ = name
+    return call
+
+
+_UDFS = {
+    "_ing_scrub_valid_cpr": scrub_valid_cpr,
+    "_ing_redact_cpr": redact_cpr,
+    "_ing_redact_free_text": redact_free_text,
+}
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """The Python text rules as DuckDB functions (once per connection)."""
+    have = {r[0] for r in con.execute(
+        "SELECT function_name FROM duckdb_functions() WHERE starts_with(function_name, '_ing_')"
+    ).fetchall()}
+    for name, fn in _UDFS.items():
+        if name not in have:
+            con.create_function(name, _udf(fn, name), ["VARCHAR"], "VARCHAR", type="arrow",
+                                null_handling="special", side_effects=False)
+
+
+def _rewritten(col: str, udf: str, patterns: tuple[str, ...]) -> str:
+    """``col`` through the Python rule ``udf`` where it matches an RE2 candidate pattern."""
+    hit = " OR ".join(f"regexp_matches({col}, {_q(p)})" for p in patterns)
+    return f"CASE WHEN {hit} THEN {udf}({col}) ELSE {col} END"
+
+
+def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int], hmac_sql) -> str:
+    """SELECT of the delivery's cells from the records view: no CPR, narrative or line text
+    leaves it (see the module docstring)."""
+    cpr, narrative = spec.cpr_column.lower(), spec.narrative_column.lower()
+    free = {c.lower() for c in spec.free_text_columns}
+    keys = [k.lower() for k in spec.key]
+    pos = {c.lower(): i for c, i in positions.items()}
+    texts = [c.lower() for c in spec.columns if c.lower() not in (cpr, narrative)]
+    picked = ", ".join(
+        (f"c{pos[c]}" if c in pos else "CAST(NULL AS VARCHAR)") + f" AS {c}" for c in (*texts, cpr, narrative)
+    )
+    extras = "".join(f", c{i} AS _x{k}" for k, i in enumerate(extra.values()))
+    scrubbed = [f"{k} AS _raw_{k}" for k in keys]
+    for c in texts:
+        if c in free:
+            fix = _rewritten(c, "_ing_redact_free_text", (f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}", _NAME_CANDIDATE))
+        else:
+            fix = _rewritten(c, "_ing_scrub_valid_cpr", (_CPR_CANDIDATE,))
+        scrubbed.append(f"{fix} AS _s_{c}")
+    scrubbed += [
+        f"{_rewritten(f'_x{k}', '_ing_redact_cpr', (f'{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}',))} AS _extra_{k}"
+        for k in range(len(extra))
+    ]
+    iso_a, dk_a = sp.datetime_parts("ankomst")
+    iso_u, dk_u = sp.datetime_parts("ulykke_tid")
+    facts = sp.cpr_facts("_cpr_norm", "_cpr_parts", "_cpr_birth", hmac_sql)
+    outputs = [
+        "line_no", "n_lines", "n_fields", "unclosed", "overflow",
+        f"{hmac_sql('line_text')} AS row_hash",
+        *(f"{expr} AS {name}" for name, expr in facts.items()),
+        f"CAST(length({narrative}) AS INTEGER) AS {narrative}_chars",
+        *(f"_s_{c} AS {c}" for c in texts),
+        *(f"coalesce(_s_{k} <> _raw_{k}, false) AS _cprlike_{k}" for k in keys),
+        *(f"CASE WHEN coalesce(_s_{k} <> _raw_{k}, false) THEN {hmac_sql(f'_raw_{k}')} ELSE _s_{k} END "
+          f"AS _dupkey_{k}"
+          for k in keys),
+        ("json_object(" + ", ".join(f"{_q(label)}, _extra_{k}" for k, label in enumerate(extra)) + ") AS extra"
+         if extra else "CAST(NULL AS JSON) AS extra"),
+        f"CAST({sp.datetime_value('_iso_a', '_dk_a')} AS TIMESTAMP) AS ankomst_ts",
+        f"CAST({sp.datetime_value('_iso_u', '_dk_u')} AS TIMESTAMP) AS ut_full",
+        f"{sp.time_seconds('_time_u')} AS ut_bare",
+    ]
+    return f"""
+        SELECT {", ".join(outputs)}
+        FROM (
+            SELECT *, {sp.cpr_birth_date('_cpr_parts')} AS _cpr_birth
+            FROM (
+                SELECT *, {", ".join(scrubbed)},
+                    {sp.cpr_parts('_cpr_norm')} AS _cpr_parts,
+                    {iso_a} AS _iso_a, {dk_a} AS _dk_a, {iso_u} AS _iso_u, {dk_u} AS _dk_u,
+                    {sp.time_parts('ulykke_tid')} AS _time_u
+                FROM (
+                    SELECT line_no, n_lines, n_fields, unclosed, overflow, line_text, {picked}{extras},
+                        {sp.cpr_normalised(cpr)} AS _cpr_norm
+                    FROM {REC}
+                )
+            )
+        )
+    """
+
+
+def kept_extra(con: duckdb.DuckDBPyConnection, extra: dict[str, int]) -> dict[str, int]:
+    """The unknown columns worth keeping: named ones, and unnamed ones holding a value."""
     return {
-        k: pc.take(pa.array(result[k], type=t, from_pandas=True), encoded.indices)
-        for k, t in types.items()
+        label: i for label, i in extra.items()
+        if not label.startswith("column_")
+        or con.execute(f"SELECT count(c{i}) FROM {REC}").fetchone()[0] > 0
     }
 
 
-def rewrite_arrow(arr: pa.Array, patterns: tuple[str, ...], fix) -> pa.Array:
-    """``fix`` (object series -> series) applied to the distinct values matching any RE2
-    pattern (a cheap pre-filter); the other values unchanged."""
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    mask = None
-    for pattern in patterns:
-        hit = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
-        mask = hit if mask is None else pc.or_(mask, hit)
-    if mask is None or not pc.any(mask).as_py():
-        return arr
-    candidates = arr.filter(mask)
-    uniques = pc.unique(candidates)
-    fixed = fix(pd.Series(uniques.to_pylist(), dtype="object"))
-    fixed = pa.array(fixed.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    return pc.replace_with_mask(arr, mask, pc.take(fixed, pc.index_in(candidates, value_set=uniques)))
+def build_cells(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, positions: dict[str, int], extra: dict[str, int], key: bytes,
+) -> None:
+    """``_ing_er_cells`` from the registered records view ``_ing_rec``; ``extra``: the unknown
+    columns to keep (label: position), as one JSON object per row, CPR-like runs redacted."""
+    register_udfs(con)
+    hmac_sql = sp.set_hmac_key(con, key)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS} AS {_cells_sql(spec, positions, extra, hmac_sql)}")
+    finally:
+        sp.clear_hmac_key(con)
 
 
-def _scrub(arr: pa.Array) -> pa.Array:
-    return rewrite_arrow(arr, (_CPR_CANDIDATE,), scrub_valid_cpr_series)
+# --------------------------------------------------------------------------- typed
 
 
-TS = pa.timestamp("ns")
 _MAPS = {
     # column: (function over distinct values, {output column in the frame: (name, type)})
-    "ankomst": (_datetime_map, {"ts": ("ankomst_ts", TS)}),
-    "ulykke_tid": (_ulykke_map, {"full_ts": ("ut_full", TS), "bare_s": ("ut_bare", pa.float64())}),
     "alder": (_int_map, {"n": ("alder_n", pa.int64())}),
     "koen": (_words_map(SEX_WORDS), {"word": ("koen_sex", pa.string())}),
     "transportmiddel": (
@@ -215,79 +285,36 @@ _MAPS = {
 }
 
 
-def arrow_records(
-    records: Records, spec: SourceSpec, positions: dict[str, int], extra: dict[str, int],
-    settings: Settings, key: bytes,
-) -> tuple[pa.Table, list[str]]:
-    """The delivery as one Arrow table for DuckDB: CPR replaced by its facts, the narrative by
-    its length, the original line by its keyed audit hash (DuckDB never sees a CPR number),
-    text cells with date-valid CPR numbers masked, free text redacted, and the vocabulary
-    rules applied once per distinct value. Returns the table and the kept extra columns."""
-    table = records.table
-    n = records.n
-    lower_pos = {c.lower(): i for c, i in positions.items()}
-
-    def cell(col: str) -> pa.Array:
-        arr = records.cell(lower_pos.get(col))
-        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-    out: dict[str, pa.Array] = {
-        name: table.column(name) for name in ("rid", "line_no", "n_lines", "n_fields", "unclosed")
-    }
-    width = len(records.header)
-    overflow = pa.array(np.zeros(n, dtype=bool))
-    for i in range(width, records.width):
-        overflow = pc.or_(overflow, pc.is_valid(table.column(f"c{i}")))
-    out["overflow"] = overflow
-    out["row_hash"] = hmac_hex_arrow(key, table.column("line_text").combine_chunks())
-    out.update(cpr_facts_arrow(cell(spec.cpr_column.lower()), key))
-    out[f"{spec.narrative_column.lower()}_chars"] = pc.cast(pc.utf8_length(cell(spec.narrative_column.lower())), pa.int32())
-    free = {c.lower() for c in spec.free_text_columns}
-    keys = [k.lower() for k in spec.key]
-    for col in spec.columns:
-        name = col.lower()
-        if name in {spec.cpr_column.lower(), spec.narrative_column.lower()}:
-            continue
-        raw = cell(name)
-        if name in free:
-            out[name] = rewrite_arrow(raw, (f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}", _NAME_CANDIDATE),
-                                      redact_free_text_series)
-            continue
-        clean = _scrub(raw)
-        out[name] = clean
-        if name in keys:
-            flag = pc.fill_null(pc.not_equal(clean, raw), False)
-            out[f"_cprlike_{name}"] = flag
-            if pc.any(flag).as_py():
-                clean = pc.if_else(flag, hmac_hex_arrow(key, raw), clean)
-            out[f"_dupkey_{name}"] = clean
-    kommune = arrow_map(out["kommune"], _kommune_map(settings.kommuner),
-                        {"code": pa.string(), "unresolved": pa.bool_()})
-    out["kommunekode"], out["kommune_unresolved"] = kommune["code"], kommune["unresolved"]
-    for col, (fn, outputs) in _MAPS.items():
-        mapped = arrow_map(out[col], fn, {k: t for k, (_, t) in outputs.items()})
-        for k, (name, _) in outputs.items():
-            out[name] = mapped[k]
-    kept = []
-    for label, i in extra.items():
-        if i >= records.width:
-            continue
-        values = table.column(f"c{i}").combine_chunks()
-        if label.startswith("column_") and values.null_count == len(values):
-            continue
-        out[f"_extra_{len(kept)}"] = rewrite_arrow(values, (f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}",), redact_cpr_series)
-        kept.append(label)
-    return pa.table(out), kept
+def _value_map(con: duckdb.DuckDBPyConnection, col: str, fn, outputs: dict[str, tuple[str, pa.DataType]]) -> str:
+    """Run ``fn`` once per distinct value of ``col`` and register the result as a lookup
+    table ``_ing_map_<col>`` (``_v`` and the output columns); returns its name."""
+    values = con.execute(f"SELECT DISTINCT {col} FROM {CELLS} WHERE {col} IS NOT NULL").arrow()
+    values = values.column(0) if isinstance(values, pa.Table) else values.read_all().column(0)
+    uniques = pd.Series(values.to_pylist(), dtype="object")
+    result = fn(uniques) if len(uniques) else pd.DataFrame({k: [] for k in outputs})
+    table = pa.table({
+        "_v": pa.array(uniques.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
+        **{name: pa.array(result[k], type=t, from_pandas=True) for k, (name, t) in outputs.items()},
+    })
+    view = f"_ing_map_{col}"
+    con.register(view, table)
+    return view
 
 
-def _build_typed(con: duckdb.DuckDBPyConnection, kept: list[str]) -> None:
-    """_ing_er_typed: the Arrow records with the row-wise rules (accident time, injury date,
-    age, sex, severity) in SQL."""
+def build_typed(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    """``_ing_er_typed``: the cells the checks and staging need, with the vocabulary maps
+    joined and the row-wise rules (accident time, injury date, age, sex, severity) in SQL.
+    Returns the lookup views."""
+    maps = {"kommune": (_kommune_map(settings.kommuner),
+                        {"code": ("kommunekode", pa.string()), "unresolved": ("kommune_unresolved", pa.bool_())}),
+            **_MAPS}
+    views, picks, joins = [], [], []
+    for col, (fn, outputs) in maps.items():
+        view = _value_map(con, col, fn, outputs)
+        views.append(view)
+        picks += [f"{view}.{name}" for name, _ in outputs.values()]
+        joins.append(f"LEFT JOIN {view} ON c.{col} = {view}._v")
     on_day = "(date_trunc('day', ankomst_ts) + to_seconds(ut_bare))"
-    extra = (
-        "json_object(" + ", ".join(f"{_q(label)}, _extra_{i}" for i, label in enumerate(kept)) + ")"
-        if kept else "CAST(NULL AS JSON)"
-    )
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {TYPED} AS
         SELECT *,
@@ -301,10 +328,8 @@ def _build_typed(con: duckdb.DuckDBPyConnection, kept: list[str]) -> None:
         FROM (
             SELECT *, CAST(coalesce(ulykke_tid_ts, ankomst_ts) AS DATE) AS injury_date
             FROM (
-                SELECT * EXCLUDE (ankomst_ts, ut_full, tm_label, mp_label, tm_bad, tm_unknown, mp_bad, mp_unknown),
-                    CAST(ankomst_ts AS TIMESTAMP) AS ankomst_ts,
-                    CAST(ut_full AS TIMESTAMP) AS ut_full,
-                    coalesce(CAST(ut_full AS TIMESTAMP),
+                SELECT * EXCLUDE (tm_label, mp_label, tm_bad, tm_unknown, mp_bad, mp_unknown),
+                    coalesce(ut_full,
                         CASE WHEN {on_day} > ankomst_ts THEN {on_day} - INTERVAL 1 DAY ELSE {on_day} END) AS ulykke_tid_ts,
                     coalesce(tm_label, 'unknown') AS road_user,
                     coalesce(tm_bad, false) AS tm_bad,
@@ -318,12 +343,15 @@ def _build_typed(con: duckdb.DuckDBPyConnection, kept: list[str]) -> None:
                              OR coalesce(afslutning_word IN ('indlagt', 'overflyttet'), false) THEN 'serious'
                         WHEN coalesce(dg_injury, false) OR coalesce(bd_injury, false) THEN 'slight'
                         ELSE 'unknown'
-                    END AS severity,
-                    {extra} AS extra
-                FROM {REC}
+                    END AS severity
+                FROM (
+                    SELECT c.* EXCLUDE (row_hash, extra, fritekst_chars), {", ".join(picks)}
+                    FROM {CELLS} c {" ".join(joins)}
+                )
             )
         )
     """)
+    return views
 
 
 def _rejects_sql(header_width: int, max_age: int) -> str:
@@ -332,57 +360,57 @@ def _rejects_sql(header_width: int, max_age: int) -> str:
             "|| (line_no + n_lines - 1) || ')' ELSE '' END")
     fields = f"'line has ' || n_fields || ' fields, the header has {header_width}'"
     parts = [
-        *(f"SELECT rid, '{c}' AS column_name, NULL AS value, 'missing {c}' AS reason FROM {TYPED} WHERE {c} IS NULL"
+        *(f"SELECT line_no AS rid, '{c}' AS column_name, NULL AS value, 'missing {c}' AS reason FROM {TYPED} WHERE {c} IS NULL"
           for c in ("kontakt_id", "sygehus", "ankomst")),
-        f"SELECT rid, 'ankomst', ankomst, 'ankomst ' || {_quoted('ankomst')} || ' is not a date' FROM {TYPED} "
+        f"SELECT line_no AS rid, 'ankomst', ankomst, 'ankomst ' || {_quoted('ankomst')} || ' is not a date' FROM {TYPED} "
         "WHERE ankomst IS NOT NULL AND ankomst_ts IS NULL",
-        f"SELECT rid, 'ulykke_tid', ulykke_tid, 'ulykke_tid ' || {_quoted('ulykke_tid')} "
+        f"SELECT line_no AS rid, 'ulykke_tid', ulykke_tid, 'ulykke_tid ' || {_quoted('ulykke_tid')} "
         f"|| ' is not a date or a time (HH:MM)' FROM {TYPED} "
         "WHERE ulykke_tid IS NOT NULL AND ut_full IS NULL AND ut_bare IS NULL",
-        f"SELECT rid, 'ulykke_tid', ulykke_tid, 'ulykke_tid ' || {_quoted('ulykke_tid')} || ' is after ankomst ' "
+        f"SELECT line_no AS rid, 'ulykke_tid', ulykke_tid, 'ulykke_tid ' || {_quoted('ulykke_tid')} || ' is after ankomst ' "
         f"|| strftime(ankomst_ts, '%Y-%m-%d %H:%M') FROM {TYPED} "
         "WHERE ut_full IS NOT NULL AND ankomst_ts IS NOT NULL AND ut_full > ankomst_ts",
-        f"SELECT rid, 'alder', alder, 'alder ' || {_quoted('alder')} || ' is not a whole number' FROM {TYPED} "
+        f"SELECT line_no AS rid, 'alder', alder, 'alder ' || {_quoted('alder')} || ' is not a whole number' FROM {TYPED} "
         "WHERE cpr_status <> 'valid' AND alder IS NOT NULL AND alder_n IS NULL",
-        f"SELECT rid, 'cpr', NULL, 'age ' || age || ' from the CPR birth date{limit}' FROM {TYPED} "
+        f"SELECT line_no AS rid, 'cpr', NULL, 'age ' || age || ' from the CPR birth date{limit}' FROM {TYPED} "
         f"WHERE age IS NOT NULL AND NOT (age BETWEEN 0 AND {max_age}) AND cpr_status = 'valid'",
-        f"SELECT rid, 'alder', alder, 'age ' || age || '{limit}' FROM {TYPED} "
+        f"SELECT line_no AS rid, 'alder', alder, 'age ' || age || '{limit}' FROM {TYPED} "
         f"WHERE age IS NOT NULL AND NOT (age BETWEEN 0 AND {max_age}) AND cpr_status <> 'valid'",
-        f"SELECT rid, 'transportmiddel', transportmiddel, 'unknown transportmiddel code ' || transportmiddel "
+        f"SELECT line_no AS rid, 'transportmiddel', transportmiddel, 'unknown transportmiddel code ' || transportmiddel "
         f"FROM {TYPED} WHERE tm_bad",
-        f"SELECT rid, 'modpart', modpart, 'unknown modpart code ' || modpart FROM {TYPED} WHERE mp_bad",
-        f"SELECT rid, NULL, NULL, {fields} || {hint} FROM {TYPED} WHERE n_fields < {header_width}",
-        f"SELECT rid, NULL, NULL, {fields} || ' (extra values)' || {hint} FROM {TYPED} WHERE overflow",
-        f"SELECT rid, NULL, NULL, 'line ends inside a quoted field (unclosed quote, or the file was cut off)' "
+        f"SELECT line_no AS rid, 'modpart', modpart, 'unknown modpart code ' || modpart FROM {TYPED} WHERE mp_bad",
+        f"SELECT line_no AS rid, NULL, NULL, {fields} || {hint} FROM {TYPED} WHERE n_fields < {header_width}",
+        f"SELECT line_no AS rid, NULL, NULL, {fields} || ' (extra values)' || {hint} FROM {TYPED} WHERE overflow",
+        f"SELECT line_no AS rid, NULL, NULL, 'line ends inside a quoted field (unclosed quote, or the file was cut off)' "
         f"FROM {TYPED} WHERE unclosed AND NOT n_fields < {header_width} AND NOT overflow",
-        *(f"SELECT rid, '{c}', NULL, '{c} looks like a CPR number; the row is not stored' FROM {TYPED} "
+        *(f"SELECT line_no AS rid, '{c}', NULL, '{c} looks like a CPR number; the row is not stored' FROM {TYPED} "
           f"WHERE _cprlike_{c}" for c in ("sygehus", "kontakt_id")),
-        f"""SELECT t.rid, NULL, NULL, 'duplicate key ' || coalesce(t.sygehus, '') || '|' || coalesce(t.kontakt_id, '')
+        f"""SELECT t.line_no AS rid, NULL, NULL, 'duplicate key ' || coalesce(t.sygehus, '') || '|' || coalesce(t.kontakt_id, '')
                 || ' in this file: superseded by line ' || d.last_line
             FROM {TYPED} t JOIN (
-                SELECT _dupkey_sygehus, _dupkey_kontakt_id, max(rid) AS last_rid, arg_max(line_no, rid) AS last_line
+                SELECT _dupkey_sygehus, _dupkey_kontakt_id, max(line_no) AS last_line
                 FROM {TYPED} WHERE sygehus IS NOT NULL AND kontakt_id IS NOT NULL
                 GROUP BY ALL HAVING count(*) > 1
             ) d USING (_dupkey_sygehus, _dupkey_kontakt_id)
-            WHERE t.rid < d.last_rid""",
+            WHERE t.line_no < d.last_line""",
     ]
     return " UNION ALL ".join(f"({p})" for p in parts)
 
 
 def _notes_sql() -> str:
     parts = [
-        f"SELECT rid, 'cpr' AS column_name, NULL AS value, 'cpr is not a valid CPR number (DDMMYY-SSSS with a "
+        f"SELECT line_no AS rid, 'cpr' AS column_name, NULL AS value, 'cpr is not a valid CPR number (DDMMYY-SSSS with a "
         f"real birth date); treated as missing, age and sex from the other columns' AS reason FROM {TYPED} "
         "WHERE cpr_status = 'invalid'",
-        f"SELECT rid, 'koen', koen, 'koen ' || {_quoted('koen')} || ' is not M/K; sex left empty' FROM {TYPED} "
+        f"SELECT line_no AS rid, 'koen', koen, 'koen ' || {_quoted('koen')} || ' is not M/K; sex left empty' FROM {TYPED} "
         "WHERE cpr_status <> 'valid' AND koen IS NOT NULL AND koen_sex IS NULL",
-        f"SELECT rid, 'transportmiddel', transportmiddel, 'transportmiddel ' || {_quoted('transportmiddel')} "
+        f"SELECT line_no AS rid, 'transportmiddel', transportmiddel, 'transportmiddel ' || {_quoted('transportmiddel')} "
         f"|| ' not recognised; road_user set to unknown' FROM {TYPED} WHERE tm_unknown",
-        f"SELECT rid, 'modpart', modpart, 'modpart ' || {_quoted('modpart')} "
+        f"SELECT line_no AS rid, 'modpart', modpart, 'modpart ' || {_quoted('modpart')} "
         f"|| ' not recognised; counterpart set to unknown' FROM {TYPED} WHERE mp_unknown",
-        f"SELECT rid, 'kommune', kommune, 'kommune ' || {_quoted('kommune')} "
+        f"SELECT line_no AS rid, 'kommune', kommune, 'kommune ' || {_quoted('kommune')} "
         f"|| ' is not a known municipality; kommunekode left empty' FROM {TYPED} WHERE kommune_unresolved",
-        f"SELECT rid, 'afslutning', afslutning, 'afslutning ' || {_quoted('afslutning')} "
+        f"SELECT line_no AS rid, 'afslutning', afslutning, 'afslutning ' || {_quoted('afslutning')} "
         f"|| ' not recognised (hjem/indlagt/overflyttet/død)' FROM {TYPED} "
         "WHERE afslutning IS NOT NULL AND afslutning_word IS NULL",
     ]
@@ -394,7 +422,7 @@ def _findings(con: duckdb.DuckDBPyConnection, sql: str, where: str = "") -> pd.D
     df = con.execute(
         f"SELECT f.rid AS row, f.column_name, f.value, f.reason, t.line_no, "
         f"coalesce(t.sygehus, '') || '|' || coalesce(t.kontakt_id, '') AS record_key "
-        f"FROM ({sql}) f JOIN {TYPED} t USING (rid) {where}"
+        f"FROM ({sql}) f JOIN {TYPED} t ON f.rid = t.line_no {where}"
     ).df()
     if df.empty:
         return pd.DataFrame(columns=_FINDING_COLUMNS).astype({"row": "int64"})
@@ -405,20 +433,29 @@ def _findings(con: duckdb.DuckDBPyConnection, sql: str, where: str = "") -> pd.D
 
 
 def prepare_er(
-    con: duckdb.DuckDBPyConnection, n_records: int, header_width: int, settings: Settings, kept: list[str],
+    con: duckdb.DuckDBPyConnection, records: Records, spec: SourceSpec, positions: dict[str, int],
+    extra: dict[str, int], settings: Settings, key: bytes,
 ) -> SqlPrepared:
     """Type one ER delivery into temp tables; findings come back as small frames.
 
-    The caller has registered :func:`arrow_records` as ``_ing_rec`` and set the HMAC key.
+    The records' Arrow buffers (with the CPR numbers and the original lines) are read once,
+    into the cells table, and unregistered before anything else runs.
     """
-    _build_typed(con, kept)
-    rejects = _rejects_sql(header_width, settings.ingest.max_age)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {BAD} AS SELECT DISTINCT rid FROM ({rejects})")
+    records.register(con, REC)
+    try:
+        kept = kept_extra(con, extra)
+        build_cells(con, spec, positions, kept, key)
+    finally:
+        records.unregister(con, REC)
+    n_records = int(con.execute(f"SELECT count(*) FROM {CELLS}").fetchone()[0])
+    views = build_typed(con, settings)
+    rejects = _rejects_sql(records.width, settings.ingest.max_age)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {BAD} AS SELECT DISTINCT rid AS line_no FROM ({rejects})")
     quarantine = _findings(con, rejects)
-    notes = _findings(con, _notes_sql(), f"WHERE rid NOT IN (SELECT rid FROM {BAD})")
+    notes = _findings(con, _notes_sql(), f"WHERE f.rid NOT IN (SELECT line_no FROM {BAD})")
     n_bad = int(con.execute(f"SELECT count(*) FROM {BAD}").fetchone()[0])
     log.info("%d records typed: %d quarantined, %d notes", n_records, n_bad, len(notes))
-    return SqlPrepared(n_records, n_bad, quarantine, notes, kept, [TYPED, BAD])
+    return SqlPrepared(n_records, n_bad, quarantine, notes, list(kept), views)
 
 
 RAW_ITEMS = (
@@ -431,7 +468,7 @@ RAW_ITEMS = (
 def write_er(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str, delivery_seq: int) -> None:
     """raw + staging rows of the prepared delivery (call inside the delivery's transaction)."""
     con.execute(
-        f"INSERT INTO {spec.raw_table} BY NAME SELECT {_q(delivery_id)} AS delivery_id, {RAW_ITEMS} FROM {TYPED}"
+        f"INSERT INTO {spec.raw_table} BY NAME SELECT {_q(delivery_id)} AS delivery_id, {RAW_ITEMS} FROM {CELLS}"
     )
     con.execute(f"""
         INSERT INTO {spec.staging_table} BY NAME
@@ -440,14 +477,19 @@ def write_er(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str,
             cpr_birth_date AS birth_date, sex, age, road_user, counterpart, ulykkessted, kommunekode,
             diagnose_norm AS diagnose, string_split(bidiagnoser_norm, ' ') AS bidiagnoser,
             afslutning_word AS afslutning, severity
-        FROM {TYPED} t ANTI JOIN {BAD} b USING (rid)
+        FROM {TYPED} t ANTI JOIN {BAD} b USING (line_no)
     """)
 
 
 def drop_temp(con: duckdb.DuckDBPyConnection, prepared: SqlPrepared | None) -> None:
-    """Drop the delivery's temp tables and value maps."""
+    """Drop the delivery's temp tables and unregister its lookup tables."""
     names = [r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, '_ing_')"
     ).fetchall()]
     for name in names:
         con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+    for view in prepared.temp_tables if prepared else ():
+        try:
+            con.unregister(view)
+        except Exception:  # already gone
+            pass

@@ -1,16 +1,19 @@
-"""Split a decoded delivery into records as Arrow columns, fast and with the exact semantics
-of :mod:`skadestue.ingest.readers` (the csv module's quoting, line numbers, blank records).
+"""Split a decoded delivery into records inside DuckDB, with the exact semantics of
+:mod:`skadestue.ingest.readers` (the csv module's quoting, line numbers, blank records).
 
-The common file has one record per physical line. Such lines are split in Arrow (lines
-without a quote character) or by the csv module one line each (lines with one); a file where
-a quoted field spans lines or the quoting is broken is read by
-:func:`skadestue.ingest.readers.read_csv_text` and converted, so every file gives the same
-records as before, only the usual ones much faster.
+The common file has one record per physical line. Its lines become one Arrow string array
+(cut at the newline positions in numpy, no Python string per line) that DuckDB splits on the
+delimiter in parallel (:func:`records_sql`). Lines whose quotes all enclose whole fields are
+unquoted in the same SQL; the rare line with other quoting is parsed by the csv module on
+its own; a file where a quoted field spans lines or the quoting is broken is read whole by
+:func:`skadestue.ingest.readers.read_csv_text`. Every file gives the records the csv module
+gives, only the usual ones much faster.
 
-A :class:`Records` table holds, per record: ``rid`` (0..n-1), ``line_no`` (first physical
+The records relation (:meth:`Records.register`) has per record: ``line_no`` (first physical
 line, header = 1), ``n_lines``, ``n_fields``, ``unclosed`` (ends inside a quoted field, only
-set for files read line by line after broken quoting), ``line_text`` (the original text, for
-the audit hash only) and ``c0``..``c{width-1}`` (cells stripped, blank = null).
+set for files read line by line after broken quoting), ``overflow`` (a non-blank field
+beyond the header), ``line_text`` (the original text, for the audit hash only) and
+``c0``..``c{header width - 1}`` (cells stripped, blank = null).
 """
 
 from __future__ import annotations
@@ -21,45 +24,105 @@ import logging
 import re
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from skadestue.ingest.readers import CsvFile, UnreadableFile, decode, read_csv_text, sniff_delimiter
+from skadestue.ingest.sql_parse import WS_CLASS, sql_literal, trimmed
 
 log = logging.getLogger(__name__)
+
+#: Stands in for a delimiter inside a quoted field while a line is split (NUL never occurs:
+#: a file holding NUL bytes is rejected when it is decoded).
+_PROTECT = "chr(0)"
+#: Rows per Arrow batch handed to DuckDB: it scans one batch per thread at a time, so a
+#: single-chunk array would be read (and everything after it computed) on one core.
+BATCH_ROWS = 65_536
 
 
 @dataclass
 class Records:
-    """A decoded delivery as Arrow records (see the module docstring)."""
+    """A decoded delivery: header, and its records as Arrow buffers for DuckDB."""
 
     encoding: str
     delimiter: str
     header: list[str]
-    table: pa.Table
-    width: int
+    #: One row per physical line after the header (``line_no``, ``line_text``, ``quoted``:
+    #: simple quoting to undo) for the lines DuckDB splits; None when the file was parsed whole.
+    lines: pa.Table | None
+    #: Records parsed by the csv module, already in the records layout (see module docstring).
+    parsed: pa.Table
     warning: str | None = None
 
     @property
-    def n(self) -> int:
-        return self.table.num_rows
+    def width(self) -> int:
+        return len(self.header)
 
-    def cell(self, position: int | None) -> pa.ChunkedArray | pa.Array:
-        """The cells of one header position (all null when the position is absent)."""
-        if position is None or position >= self.width:
-            return pa.nulls(self.n, pa.string())
-        return self.table.column(f"c{position}")
+    def register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Register the buffers and create the temp view ``name`` of the records."""
+        con.register(f"{name}_parsed", _batched(self.parsed))
+        if self.lines is None:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_parsed")
+            return
+        con.register(f"{name}_lines", self.lines)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS "
+            f"{records_sql(f'{name}_lines', self.delimiter, self.width)} "
+            f"UNION ALL BY NAME SELECT * FROM {name}_parsed"
+        )
+
+    def count(self, con: duckdb.DuckDBPyConnection) -> int:
+        """The number of records."""
+        self.register(con, "_ing_count")
+        try:
+            return int(con.execute("SELECT count(*) FROM _ing_count").fetchone()[0])
+        finally:
+            self.unregister(con, "_ing_count")
+
+    def unregister(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+        for part in ("parsed", "lines"):
+            try:
+                con.unregister(f"{name}_{part}")
+            except Exception:  # never registered
+                pass
+
+
+def records_sql(lines: str, delimiter: str, width: int) -> str:
+    """SELECT of the records of the lines relation ``lines``: split on the delimiter (after
+    undoing simple quoting), cells stripped, blank lines dropped."""
+    d = sql_literal(delimiter)
+    # only cells at the line's ends, beside a delimiter or a quote can carry whitespace to strip
+    edge = re.escape(delimiter).replace("'", "''")
+    padded = f"regexp_matches(line_text, '(^|[{edge}\"]){WS_CLASS}|{WS_CLASS}([{edge}\"]|$)')"
+    unquoted = (
+        f"string_split(array_to_string(list_transform(string_split(line_text, '\"'), "
+        f"(x, i) -> CASE WHEN i % 2 = 0 THEN replace(x, {d}, {_PROTECT}) ELSE x END), ''), {d})"
+    )
+    def cell(i: int) -> str:
+        value = f"CASE WHEN quoted THEN replace(p[{i + 1}], {_PROTECT}, {d}) ELSE p[{i + 1}] END"
+        return f"CASE WHEN padded THEN {trimmed(value)} ELSE nullif({value}, '') END AS c{i}"
+
+    cells = ", ".join(cell(i) for i in range(width))
+    beyond = f"len(list_filter(p[{width + 1}:], x -> {trimmed('x')} IS NOT NULL)) > 0"
+    return (
+        f"SELECT line_no, 1 AS n_lines, len(p) AS n_fields, false AS unclosed, "
+        f"len(p) > {width} AND {beyond} AS overflow, line_text, {cells} "
+        f"FROM (SELECT line_no, line_text, quoted, {padded} AS padded, "
+        f"CASE WHEN quoted THEN {unquoted} ELSE string_split(line_text, {d}) END AS p FROM {lines}) "
+        f"WHERE len(p) > 1 OR {trimmed('p[1]')} IS NOT NULL"
+    )
+
+
+def _batched(table: pa.Table) -> pa.Table:
+    """The table in batches of BATCH_ROWS rows (zero-copy slices)."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS), schema=table.schema)
 
 
 class _NeedsFullParse(Exception):
     """A quoted field spans lines or the quoting is broken: use the csv module on the file."""
-
-
-def _clean(arr: pa.Array) -> pa.Array:
-    """Cells stripped of surrounding whitespace, blank -> null (as readers.cells_frame)."""
-    arr = pc.utf8_trim_whitespace(arr)
-    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
 def _header(line: str, delimiter: str) -> list[str]:
@@ -97,7 +160,9 @@ def _utf8_bytes(data: bytes, text: str, encoding: str) -> bytes:
         raw = data[3:]
     else:
         raw = text.encode("utf-8")
-    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return raw
 
 
 def _line_array(raw: bytes) -> pa.Array:
@@ -112,18 +177,12 @@ def _line_array(raw: bytes) -> pa.Array:
     body = raw.replace(b"\n", b"")
     lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(body))
     lines = lines.cast(pa.string()) if len(body) < 2**31 - 1 else lines
-    blank = pc.equal(pc.utf8_trim_whitespace(lines), "").to_numpy(zero_copy_only=False)
     last = n
-    while last > 0 and blank[last - 1]:
+    while last > 0 and not lines[last - 1].as_py().strip():
         last -= 1
-    if last == 0 or blank[0]:
+    if last == 0 or not lines[0].as_py().strip():
         raise UnreadableFile("file is empty or its first line (the header) is blank", 0)
     return lines.slice(0, last)
-
-
-#: Stands in for a delimiter inside a quoted field while a line is split (NUL never occurs:
-#: a file holding NUL bytes is rejected when it is decoded).
-_PROTECT = "\x00"
 
 
 def _simple_quoting(delimiter: str) -> str:
@@ -135,120 +194,103 @@ def _simple_quoting(delimiter: str) -> str:
     return f"^{field}(?:{d}{field})*$"
 
 
-def _unquote_simple(lines: pa.Array, delimiter: str) -> pa.Array:
-    """Lines of simple quoting (see _simple_quoting) with the quotes removed and the
-    delimiters inside quoted fields replaced by _PROTECT, vectorised: split on the quote
-    character, every odd piece is the inside of a quoted field."""
-    parts = pc.split_pattern(lines, '"')
-    offsets = parts.offsets.to_numpy()
-    flat = parts.flatten()
-    lengths = np.diff(offsets)
-    position = np.arange(len(flat)) - np.repeat(offsets[:-1] - offsets[0], lengths)
-    inside = pa.array(position % 2 == 1)
-    flat = pc.if_else(inside, pc.replace_substring(flat, delimiter, _PROTECT), flat)
-    rebuilt = pa.ListArray.from_arrays(pa.array(offsets - offsets[0], type=pa.int32()), flat)
-    return pc.binary_join(rebuilt, "")
+def _parsed_table(
+    line_no, n_lines, n_fields, unclosed, line_text, rows: list[list[str]], width: int,
+) -> pa.Table:
+    """Records parsed in Python, in the records layout."""
+    columns = list(itertools.zip_longest(*rows, fillvalue=None)) if rows else []
+    cells = {}
+    for i in range(width):
+        values = columns[i] if i < len(columns) else [None] * len(rows)
+        arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
+        cells[f"c{i}"] = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    overflow = [any(c is not None and c.strip() for c in r[width:]) for r in rows]
+    return pa.table({
+        "line_no": pa.array(line_no, pa.int64()),
+        "n_lines": pa.array(n_lines, pa.int64()),
+        "n_fields": pa.array(n_fields, pa.int64()),
+        "unclosed": pa.array(unclosed, pa.bool_()),
+        "overflow": pa.array(overflow, pa.bool_()),
+        "line_text": pa.array(line_text, pa.string()),
+        **cells,
+    })
 
 
-def _fast_records(lines: pa.Array, delimiter: str, header: list[str]) -> tuple[pa.Table, int]:
+def _split_lines(lines: pa.Array, delimiter: str, width: int) -> tuple[pa.Table, pa.Table]:
+    """The lines DuckDB splits (with the simple-quoting flag) and the few the csv module
+    parses one by one; _NeedsFullParse when a quote does not close on its line."""
     body = lines.slice(1)
     n = len(body)
-    has_quote = pc.greater(pc.count_substring(body, '"'), 0).to_numpy(zero_copy_only=False)
-    split_text = body
-    protected = False
-    if has_quote.any():
-        quoted = body.filter(pa.array(has_quote))
-        simple = pc.match_substring_regex(quoted, _simple_quoting(delimiter)).to_numpy(zero_copy_only=False)
-        if simple.any():
-            simple_mask = np.zeros(n, dtype=bool)
-            simple_mask[np.flatnonzero(has_quote)[simple]] = True
-            unquoted = _unquote_simple(quoted.filter(pa.array(simple)), delimiter)
-            split_text = pc.replace_with_mask(body, pa.array(simple_mask), unquoted)
-            protected = True
-            has_quote &= ~simple_mask
-    q_idx = np.flatnonzero(has_quote)
-    q_rows = _quoted_rows(body.filter(pa.array(has_quote)).to_pylist(), delimiter) if len(q_idx) else []
-    n_fields = (pc.count_substring(split_text, delimiter).to_numpy(zero_copy_only=False) + 1).astype("int64")
-    blank = ~pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(split_text), ""), False).to_numpy(zero_copy_only=False)
-    keep = ~((n_fields == 1) & blank)
-    if len(q_idx):
-        n_fields[q_idx] = [len(r) for r in q_rows]
-        keep[q_idx] = [len(r) > 1 or any(c.strip() for c in r) for r in q_rows]
-    width = int(max(len(header), n_fields[keep].max() if keep.any() else 0))
-    padded = pc.binary_join_element_wise(split_text, pa.scalar(delimiter * width), "")
-    parts = pc.split_pattern(padded, delimiter)
-    q_mask = pa.array(has_quote)
-    q_columns = list(itertools.zip_longest(*q_rows, fillvalue=None)) if q_rows else []
-    columns: dict[str, pa.Array] = {}
-    for i in range(width):
-        col = pc.list_element(parts, i)
-        if protected:
-            col = pc.replace_substring(col, _PROTECT, delimiter)
-        if len(q_idx):
-            values = q_columns[i] if i < len(q_columns) else [None] * len(q_rows)
-            col = pc.replace_with_mask(col, q_mask, pa.array(values, type=pa.string()))
-        columns[f"c{i}"] = col
     line_no = np.arange(2, n + 2, dtype="int64")
-    table = pa.table(
-        {
-            "line_no": line_no,
-            "n_lines": np.ones(n, dtype="int64"),
-            "n_fields": n_fields,
-            "unclosed": np.zeros(n, dtype=bool),
-            "line_text": body,
-            **columns,
-        }
-    ).filter(pa.array(keep))
-    cleaned = {f"c{i}": _clean(table.column(f"c{i}").combine_chunks()) for i in range(width)}
-    for name, arr in cleaned.items():
-        table = table.set_column(table.schema.get_field_index(name), name, arr)
-    return table, width
+    has_quote = pc.greater(pc.count_substring(body, '"'), 0).to_numpy(zero_copy_only=False)
+    quoted = has_quote.copy()
+    other = np.zeros(n, dtype=bool)
+    if has_quote.any():
+        q_idx = np.flatnonzero(has_quote)
+        simple = pc.match_substring_regex(body.filter(pa.array(has_quote)), _simple_quoting(delimiter))
+        simple = simple.to_numpy(zero_copy_only=False)
+        other[q_idx[~simple]] = True
+        quoted &= ~other
+    keep = ~other
+    split = pa.table({"line_no": line_no, "line_text": body, "quoted": quoted})
+    split = _batched(split)
+    if not other.any():
+        return split, _parsed_table([], [], [], [], [], [], width)
+    o_idx = np.flatnonzero(other)
+    texts = body.filter(pa.array(other)).to_pylist()
+    rows = _quoted_rows(texts, delimiter)
+    record = [len(r) > 1 or any(c.strip() for c in r) for r in rows]
+    rows = [r for r, k in zip(rows, record) if k]
+    kept = [t for t, k in zip(texts, record) if k]
+    numbers = line_no[o_idx][np.array(record, dtype=bool)]
+    parsed = _parsed_table(numbers, [1] * len(rows), [len(r) for r in rows], [False] * len(rows), kept, rows, width)
+    return split.filter(pa.array(keep)), parsed
 
 
-def _from_csv_file(csv_file: CsvFile) -> tuple[pa.Table, int]:
-    """The records of the exact (slow) reader in the same Arrow layout."""
+def _from_csv_file(csv_file: CsvFile) -> pa.Table:
+    """The records of the exact (slow) reader in the records layout."""
+    width = len(csv_file.header)
+    n = len(csv_file.cells)
     cells = csv_file.cells
-    width = len(cells.columns)
-    n = len(cells)
     unclosed = (
         csv_file.unclosed_quote.to_numpy(dtype=bool)
         if csv_file.unclosed_quote is not None else np.zeros(n, dtype=bool)
     )
+    beyond = [c for c in cells.columns if c >= width]
+    overflow = cells[beyond].notna().any(axis=1).to_numpy(dtype=bool) if beyond else np.zeros(n, dtype=bool)
     columns = {
-        f"c{i}": pa.array(cells[i].to_numpy(dtype=object, na_value=None), type=pa.string(), from_pandas=True)
+        f"c{i}": pa.array(
+            cells[i].to_numpy(dtype=object, na_value=None) if i in cells.columns else [None] * n,
+            type=pa.string(), from_pandas=True,
+        )
         for i in range(width)
     }
-    table = pa.table(
-        {
-            "line_no": csv_file.line_no.to_numpy(dtype="int64"),
-            "n_lines": csv_file.n_lines.to_numpy(dtype="int64"),
-            "n_fields": csv_file.n_fields.to_numpy(dtype="int64"),
-            "unclosed": unclosed,
-            "line_text": pa.array(list(csv_file.line_text), type=pa.string()),
-            **columns,
-        }
-    )
-    return table, width
+    return pa.table({
+        "line_no": csv_file.line_no.to_numpy(dtype="int64"),
+        "n_lines": csv_file.n_lines.to_numpy(dtype="int64"),
+        "n_fields": csv_file.n_fields.to_numpy(dtype="int64"),
+        "unclosed": unclosed,
+        "overflow": overflow,
+        "line_text": pa.array(list(csv_file.line_text), type=pa.string()),
+        **columns,
+    })
 
 
 def read_records(data: bytes) -> Records:
-    """Decode and split one delivered file (raises UnreadableFile for a whole-file reject)."""
+    """Decode and cut one delivered file (raises UnreadableFile for a whole-file reject)."""
     text, encoding = decode(data)
     lines = _line_array(_utf8_bytes(data, text, encoding))
     first = lines[0].as_py()
     delimiter = sniff_delimiter(first)
-    warning = None
     try:
         header = _header(first, delimiter)
-        table, width = _fast_records(lines, delimiter, header)
+        split, parsed = _split_lines(lines, delimiter, len(header))
     except _NeedsFullParse:
         del lines
         csv_file = read_csv_text(text, encoding=encoding)
-        header, warning = csv_file.header, csv_file.warning
-        table, width = _from_csv_file(csv_file)
         log.info("quoted fields span lines or the quoting is broken: read with the csv module")
-    else:
-        if table.num_rows == 0:
-            warning = "header only: the file holds no records"
-    table = table.append_column("rid", pa.array(np.arange(table.num_rows, dtype="int64")))
-    return Records(encoding, delimiter, header, table, width, warning)
+        return Records(encoding, delimiter, csv_file.header, None, _from_csv_file(csv_file), csv_file.warning)
+    warning = None
+    if split.num_rows == 0 and parsed.num_rows == 0:
+        warning = "header only: the file holds no records"
+    return Records(encoding, delimiter, header, split, parsed, warning)
