@@ -188,20 +188,23 @@ def test_no_table_holds_a_cpr_number_or_the_narrative():
     prepared = er_sql.prepare_er(con, rec, ER_SPEC, cols.positions, cols.extra, settings, KEY)
     assert prepared.extra_columns == ["afdeling"] and (prepared.rows_read, prepared.rows_quarantined) == (2, 1)
     tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()]
-    assert set(tables) >= {er_sql.CELLS, er_sql.TYPED, er_sql.BAD}
-    cells = [v for t in tables for row in con.execute(f"SELECT * FROM {t}").fetchall() for v in row
+    assert set(tables) >= {er_sql.CELLS, er_sql.FLAGGED, er_sql.BAD}
+    cells = [v for t in (*tables, er_sql.TYPED) for row in con.execute(f"SELECT * FROM {t}").fetchall() for v in row
              if isinstance(v, str)]
     assert cells and not [v for v in cells if re.search(r"\d{6}-?\d{4}", v) or "Pt." in v or "Jens" in v]
     row = con.execute(f"SELECT * FROM {er_sql.CELLS} WHERE line_no = 2").df().iloc[0]
     assert row["ulykkessted"] == "vidne [NAVN] [CPR]" and json.loads(row["extra"]) == {"afdeling": "kontakt [CPR]"}
     assert row["fritekst_chars"] == len("Pt. 050387-1234, tlf 12345678")
-    assert row["row_hash"] == hmac.new(KEY, data.decode().splitlines()[1].encode(), hashlib.sha256).hexdigest()
+    hashes = dict(con.execute(f"SELECT line_no, row_hash FROM {er_sql.CELLS}").fetchall())
+    assert hashes == {n: hmac.new(KEY, line.encode(), hashlib.sha256).hexdigest()
+                      for n, line in enumerate(data.decode().splitlines()[1:], start=2)}
     assert row["cpr_pseudonym"] == hmac.new(KEY, b"0503871234", hashlib.sha256).hexdigest()
     assert (row["cpr_status"], str(row["cpr_birth_date"])[:10], row["cpr_sex"]) == ("valid", "1987-03-05", "K")
     assert prepared.quarantine["reason"].tolist() == ["kontakt_id looks like a CPR number; the row is not stored"]
     assert prepared.quarantine["record_key"].tolist() == ["SVS|[CPR]"]
     er_sql.drop_temp(con, prepared)
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM duckdb_views() WHERE starts_with(view_name, '_ing_')").fetchone() == (0,)
 
 
 def _tables(con) -> dict[str, list[tuple]]:

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 REC = "_ing_rec"
 CELLS = "_ing_er_cells"
 TYPED = "_ing_er_typed"
+DUPS = "_ing_er_dups"
+FLAGGED = "_ing_er_flagged"
 BAD = "_ing_er_bad"
 
 _SERIOUS = re.compile(vocab.SERIOUS_DIAGNOSIS_REGEX)
@@ -171,9 +173,13 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
                                 null_handling="special", side_effects=False)
 
 
-def _rewritten(col: str, udf: str, patterns: tuple[str, ...]) -> str:
-    """``col`` through the Python rule ``udf`` where it matches an RE2 candidate pattern."""
-    hit = " OR ".join(f"regexp_matches({col}, {_q(p)})" for p in patterns)
+def _rewritten(col: str, udf: str, pattern: str, *, gate: str = "_cand", name_pattern: str | None = None) -> str:
+    """``col`` through the Python rule ``udf`` where it matches the RE2 candidate ``pattern``
+    (checked only on rows where ``gate``, one match over all the row's text, found one) or
+    ``name_pattern``."""
+    hit = f"({gate} AND regexp_matches({col}, {_q(pattern)}))"
+    if name_pattern:
+        hit += f" OR regexp_matches({col}, {_q(name_pattern)})"
     return f"CASE WHEN {hit} THEN {udf}({col}) ELSE {col} END"
 
 
@@ -189,17 +195,18 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         (f"c{pos[c]}" if c in pos else "CAST(NULL AS VARCHAR)") + f" AS {c}" for c in (*texts, cpr, narrative)
     )
     extras = "".join(f", c{i} AS _x{k}" for k, i in enumerate(extra.values()))
+    digits = f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}"
     scrubbed = [f"{k} AS _raw_{k}" for k in keys]
     for c in texts:
         if c in free:
-            fix = _rewritten(c, "_ing_redact_free_text", (f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}", _NAME_CANDIDATE))
+            fix = _rewritten(c, "_ing_redact_free_text", digits, name_pattern=_NAME_CANDIDATE)
         else:
-            fix = _rewritten(c, "_ing_scrub_valid_cpr", (_CPR_CANDIDATE,))
+            fix = _rewritten(c, "_ing_scrub_valid_cpr", _CPR_CANDIDATE)
         scrubbed.append(f"{fix} AS _s_{c}")
-    scrubbed += [
-        f"{_rewritten(f'_x{k}', '_ing_redact_cpr', (f'{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}',))} AS _extra_{k}"
-        for k in range(len(extra))
-    ]
+    scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
+    # one regex over the row's text (the CPR and narrative columns aside) instead of one per cell
+    row_text = ", ".join([*texts, *(f"_x{k}" for k in range(len(extra)))])
+    candidates = f"regexp_matches(concat_ws(chr(1), {row_text}), {_q(digits)})"
     iso_a, dk_a = sp.datetime_parts("ankomst")
     iso_u, dk_u = sp.datetime_parts("ulykke_tid")
     facts = sp.cpr_facts("_cpr_norm", "_cpr_parts", "_cpr_birth", hmac_sql)
@@ -229,9 +236,11 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
                     {iso_a} AS _iso_a, {dk_a} AS _dk_a, {iso_u} AS _iso_u, {dk_u} AS _dk_u,
                     {sp.time_parts('ulykke_tid')} AS _time_u
                 FROM (
-                    SELECT line_no, n_lines, n_fields, unclosed, overflow, line_text, {picked}{extras},
-                        {sp.cpr_normalised(cpr)} AS _cpr_norm
-                    FROM {REC}
+                    SELECT *, {candidates} AS _cand FROM (
+                        SELECT line_no, n_lines, n_fields, unclosed, overflow, line_text, {picked}{extras},
+                            {sp.cpr_normalised(cpr)} AS _cpr_norm
+                        FROM {REC}
+                    )
                 )
             )
         )
@@ -302,9 +311,10 @@ def _value_map(con: duckdb.DuckDBPyConnection, col: str, fn, outputs: dict[str, 
 
 
 def build_typed(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
-    """``_ing_er_typed``: the cells the checks and staging need, with the vocabulary maps
-    joined and the row-wise rules (accident time, injury date, age, sex, severity) in SQL.
-    Returns the lookup views."""
+    """The view ``_ing_er_typed``: the cells the checks and staging need, with the vocabulary
+    maps joined and the row-wise rules (accident time, injury date, age, sex, severity).
+    A view, not a table: writing a 1M-row temp table costs more than computing it twice (for
+    the flagged rows and for staging). Returns the lookup tables it joins."""
     maps = {"kommune": (_kommune_map(settings.kommuner),
                         {"code": ("kommunekode", pa.string()), "unresolved": ("kommune_unresolved", pa.bool_())}),
             **_MAPS}
@@ -316,7 +326,7 @@ def build_typed(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]
         joins.append(f"LEFT JOIN {view} ON c.{col} = {view}._v")
     on_day = "(date_trunc('day', ankomst_ts) + to_seconds(ut_bare))"
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {TYPED} AS
+        CREATE OR REPLACE TEMP VIEW {TYPED} AS
         SELECT *,
             CASE WHEN cpr_status = 'valid' THEN
                 year(injury_date) - year(cpr_birth_date)
@@ -354,67 +364,80 @@ def build_typed(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]
     return views
 
 
-def _rejects_sql(header_width: int, max_age: int) -> str:
+#: A row rule: (condition, column_name, value, reason), SQL over the typed rows.
+Rule = tuple[str, str, str, str]
+
+
+def reject_rules(header_width: int, max_age: int) -> list[Rule]:
+    """The checks that quarantine a row (the in-file duplicate key is :func:`_duplicates_sql`)."""
     limit = f" out of range (0-{max_age})"
     hint = ("CASE WHEN n_lines > 1 THEN ' (a quote character joined lines ' || line_no || '-' "
             "|| (line_no + n_lines - 1) || ')' ELSE '' END")
     fields = f"'line has ' || n_fields || ' fields, the header has {header_width}'"
-    parts = [
-        *(f"SELECT line_no AS rid, '{c}' AS column_name, NULL AS value, 'missing {c}' AS reason FROM {TYPED} WHERE {c} IS NULL"
-          for c in ("kontakt_id", "sygehus", "ankomst")),
-        f"SELECT line_no AS rid, 'ankomst', ankomst, 'ankomst ' || {_quoted('ankomst')} || ' is not a date' FROM {TYPED} "
-        "WHERE ankomst IS NOT NULL AND ankomst_ts IS NULL",
-        f"SELECT line_no AS rid, 'ulykke_tid', ulykke_tid, 'ulykke_tid ' || {_quoted('ulykke_tid')} "
-        f"|| ' is not a date or a time (HH:MM)' FROM {TYPED} "
-        "WHERE ulykke_tid IS NOT NULL AND ut_full IS NULL AND ut_bare IS NULL",
-        f"SELECT line_no AS rid, 'ulykke_tid', ulykke_tid, 'ulykke_tid ' || {_quoted('ulykke_tid')} || ' is after ankomst ' "
-        f"|| strftime(ankomst_ts, '%Y-%m-%d %H:%M') FROM {TYPED} "
-        "WHERE ut_full IS NOT NULL AND ankomst_ts IS NOT NULL AND ut_full > ankomst_ts",
-        f"SELECT line_no AS rid, 'alder', alder, 'alder ' || {_quoted('alder')} || ' is not a whole number' FROM {TYPED} "
-        "WHERE cpr_status <> 'valid' AND alder IS NOT NULL AND alder_n IS NULL",
-        f"SELECT line_no AS rid, 'cpr', NULL, 'age ' || age || ' from the CPR birth date{limit}' FROM {TYPED} "
-        f"WHERE age IS NOT NULL AND NOT (age BETWEEN 0 AND {max_age}) AND cpr_status = 'valid'",
-        f"SELECT line_no AS rid, 'alder', alder, 'age ' || age || '{limit}' FROM {TYPED} "
-        f"WHERE age IS NOT NULL AND NOT (age BETWEEN 0 AND {max_age}) AND cpr_status <> 'valid'",
-        f"SELECT line_no AS rid, 'transportmiddel', transportmiddel, 'unknown transportmiddel code ' || transportmiddel "
-        f"FROM {TYPED} WHERE tm_bad",
-        f"SELECT line_no AS rid, 'modpart', modpart, 'unknown modpart code ' || modpart FROM {TYPED} WHERE mp_bad",
-        f"SELECT line_no AS rid, NULL, NULL, {fields} || {hint} FROM {TYPED} WHERE n_fields < {header_width}",
-        f"SELECT line_no AS rid, NULL, NULL, {fields} || ' (extra values)' || {hint} FROM {TYPED} WHERE overflow",
-        f"SELECT line_no AS rid, NULL, NULL, 'line ends inside a quoted field (unclosed quote, or the file was cut off)' "
-        f"FROM {TYPED} WHERE unclosed AND NOT n_fields < {header_width} AND NOT overflow",
-        *(f"SELECT line_no AS rid, '{c}', NULL, '{c} looks like a CPR number; the row is not stored' FROM {TYPED} "
-          f"WHERE _cprlike_{c}" for c in ("sygehus", "kontakt_id")),
-        f"""SELECT t.line_no AS rid, NULL, NULL, 'duplicate key ' || coalesce(t.sygehus, '') || '|' || coalesce(t.kontakt_id, '')
-                || ' in this file: superseded by line ' || d.last_line
-            FROM {TYPED} t JOIN (
-                SELECT _dupkey_sygehus, _dupkey_kontakt_id, max(line_no) AS last_line
-                FROM {TYPED} WHERE sygehus IS NOT NULL AND kontakt_id IS NOT NULL
-                GROUP BY ALL HAVING count(*) > 1
-            ) d USING (_dupkey_sygehus, _dupkey_kontakt_id)
-            WHERE t.line_no < d.last_line""",
+    return [
+        *((f"{c} IS NULL", f"'{c}'", "NULL", f"'missing {c}'") for c in ("kontakt_id", "sygehus", "ankomst")),
+        ("ankomst IS NOT NULL AND ankomst_ts IS NULL", "'ankomst'", "ankomst",
+         f"'ankomst ' || {_quoted('ankomst')} || ' is not a date'"),
+        ("ulykke_tid IS NOT NULL AND ut_full IS NULL AND ut_bare IS NULL", "'ulykke_tid'", "ulykke_tid",
+         f"'ulykke_tid ' || {_quoted('ulykke_tid')} || ' is not a date or a time (HH:MM)'"),
+        ("ut_full IS NOT NULL AND ankomst_ts IS NOT NULL AND ut_full > ankomst_ts", "'ulykke_tid'", "ulykke_tid",
+         f"'ulykke_tid ' || {_quoted('ulykke_tid')} || ' is after ankomst ' || strftime(ankomst_ts, '%Y-%m-%d %H:%M')"),
+        ("cpr_status <> 'valid' AND alder IS NOT NULL AND alder_n IS NULL", "'alder'", "alder",
+         f"'alder ' || {_quoted('alder')} || ' is not a whole number'"),
+        (f"age IS NOT NULL AND NOT (age BETWEEN 0 AND {max_age}) AND cpr_status = 'valid'", "'cpr'", "NULL",
+         f"'age ' || age || ' from the CPR birth date{limit}'"),
+        (f"age IS NOT NULL AND NOT (age BETWEEN 0 AND {max_age}) AND cpr_status <> 'valid'", "'alder'", "alder",
+         f"'age ' || age || '{limit}'"),
+        ("tm_bad", "'transportmiddel'", "transportmiddel", "'unknown transportmiddel code ' || transportmiddel"),
+        ("mp_bad", "'modpart'", "modpart", "'unknown modpart code ' || modpart"),
+        (f"n_fields < {header_width}", "NULL", "NULL", f"{fields} || {hint}"),
+        ("overflow", "NULL", "NULL", f"{fields} || ' (extra values)' || {hint}"),
+        (f"unclosed AND NOT n_fields < {header_width} AND NOT overflow", "NULL", "NULL",
+         "'line ends inside a quoted field (unclosed quote, or the file was cut off)'"),
+        *((f"_cprlike_{c}", f"'{c}'", "NULL", f"'{c} looks like a CPR number; the row is not stored'")
+          for c in ("sygehus", "kontakt_id")),
     ]
-    return " UNION ALL ".join(f"({p})" for p in parts)
 
 
-def _notes_sql() -> str:
-    parts = [
-        f"SELECT line_no AS rid, 'cpr' AS column_name, NULL AS value, 'cpr is not a valid CPR number (DDMMYY-SSSS with a "
-        f"real birth date); treated as missing, age and sex from the other columns' AS reason FROM {TYPED} "
-        "WHERE cpr_status = 'invalid'",
-        f"SELECT line_no AS rid, 'koen', koen, 'koen ' || {_quoted('koen')} || ' is not M/K; sex left empty' FROM {TYPED} "
-        "WHERE cpr_status <> 'valid' AND koen IS NOT NULL AND koen_sex IS NULL",
-        f"SELECT line_no AS rid, 'transportmiddel', transportmiddel, 'transportmiddel ' || {_quoted('transportmiddel')} "
-        f"|| ' not recognised; road_user set to unknown' FROM {TYPED} WHERE tm_unknown",
-        f"SELECT line_no AS rid, 'modpart', modpart, 'modpart ' || {_quoted('modpart')} "
-        f"|| ' not recognised; counterpart set to unknown' FROM {TYPED} WHERE mp_unknown",
-        f"SELECT line_no AS rid, 'kommune', kommune, 'kommune ' || {_quoted('kommune')} "
-        f"|| ' is not a known municipality; kommunekode left empty' FROM {TYPED} WHERE kommune_unresolved",
-        f"SELECT line_no AS rid, 'afslutning', afslutning, 'afslutning ' || {_quoted('afslutning')} "
-        f"|| ' not recognised (hjem/indlagt/overflyttet/død)' FROM {TYPED} "
-        "WHERE afslutning IS NOT NULL AND afslutning_word IS NULL",
+def note_rules() -> list[Rule]:
+    """The checks that load a row with a note (ingest_note)."""
+    return [
+        ("cpr_status = 'invalid'", "'cpr'", "NULL",
+         "'cpr is not a valid CPR number (DDMMYY-SSSS with a real birth date); treated as missing, "
+         "age and sex from the other columns'"),
+        ("cpr_status <> 'valid' AND koen IS NOT NULL AND koen_sex IS NULL", "'koen'", "koen",
+         f"'koen ' || {_quoted('koen')} || ' is not M/K; sex left empty'"),
+        ("tm_unknown", "'transportmiddel'", "transportmiddel",
+         f"'transportmiddel ' || {_quoted('transportmiddel')} || ' not recognised; road_user set to unknown'"),
+        ("mp_unknown", "'modpart'", "modpart",
+         f"'modpart ' || {_quoted('modpart')} || ' not recognised; counterpart set to unknown'"),
+        ("kommune_unresolved", "'kommune'", "kommune",
+         f"'kommune ' || {_quoted('kommune')} || ' is not a known municipality; kommunekode left empty'"),
+        ("afslutning IS NOT NULL AND afslutning_word IS NULL", "'afslutning'", "afslutning",
+         f"'afslutning ' || {_quoted('afslutning')} || ' not recognised (hjem/indlagt/overflyttet/død)'"),
     ]
-    return " UNION ALL ".join(f"({p})" for p in parts)
+
+
+def _any(rules: list[Rule]) -> str:
+    return " OR ".join(f"coalesce({cond}, false)" for cond, *_ in rules)
+
+
+def _findings_sql(rules: list[Rule], table: str) -> str:
+    return " UNION ALL ".join(
+        f"(SELECT line_no AS rid, {col} AS column_name, {value} AS value, {reason} AS reason "
+        f"FROM {table} WHERE {cond})"
+        for cond, col, value, reason in rules
+    )
+
+
+def _duplicates_sql(table: str) -> str:
+    """Rows whose record key comes again later in the file (the last one wins)."""
+    return f"""
+        SELECT t.line_no AS rid, NULL AS column_name, NULL AS value,
+            'duplicate key ' || coalesce(t.sygehus, '') || '|' || coalesce(t.kontakt_id, '')
+                || ' in this file: superseded by line ' || d.last_line AS reason
+        FROM {table} t JOIN {DUPS} d USING (_dupkey_sygehus, _dupkey_kontakt_id)
+        WHERE t.sygehus IS NOT NULL AND t.kontakt_id IS NOT NULL AND t.line_no < d.last_line"""
 
 
 def _findings(con: duckdb.DuckDBPyConnection, sql: str, where: str = "") -> pd.DataFrame:
@@ -422,7 +445,7 @@ def _findings(con: duckdb.DuckDBPyConnection, sql: str, where: str = "") -> pd.D
     df = con.execute(
         f"SELECT f.rid AS row, f.column_name, f.value, f.reason, t.line_no, "
         f"coalesce(t.sygehus, '') || '|' || coalesce(t.kontakt_id, '') AS record_key "
-        f"FROM ({sql}) f JOIN {TYPED} t ON f.rid = t.line_no {where}"
+        f"FROM ({sql}) f JOIN {FLAGGED} t ON f.rid = t.line_no {where}"
     ).df()
     if df.empty:
         return pd.DataFrame(columns=_FINDING_COLUMNS).astype({"row": "int64"})
@@ -449,10 +472,20 @@ def prepare_er(
         records.unregister(con, REC)
     n_records = int(con.execute(f"SELECT count(*) FROM {CELLS}").fetchone()[0])
     views = build_typed(con, settings)
-    rejects = _rejects_sql(records.width, settings.ingest.max_age)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {BAD} AS SELECT DISTINCT rid AS line_no FROM ({rejects})")
-    quarantine = _findings(con, rejects)
-    notes = _findings(con, _notes_sql(), f"WHERE f.rid NOT IN (SELECT line_no FROM {BAD})")
+    rejects, notes_ = reject_rules(records.width, settings.ingest.max_age), note_rules()
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {DUPS} AS
+        SELECT _dupkey_sygehus, _dupkey_kontakt_id, max(line_no) AS last_line FROM {CELLS}
+        WHERE sygehus IS NOT NULL AND kontakt_id IS NOT NULL GROUP BY ALL HAVING count(*) > 1""")
+    # the typed view is computed for every row here, but only the flagged few are kept
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {FLAGGED} AS SELECT * FROM {TYPED}
+        WHERE {_any(rejects)} OR {_any(notes_)}
+           OR (_dupkey_sygehus, _dupkey_kontakt_id) IN (SELECT (_dupkey_sygehus, _dupkey_kontakt_id) FROM {DUPS})""")
+    bad_sql = f"{_findings_sql(rejects, FLAGGED)} UNION ALL ({_duplicates_sql(FLAGGED)})"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {BAD} AS SELECT DISTINCT rid AS line_no FROM ({bad_sql})")
+    quarantine = _findings(con, bad_sql)
+    notes = _findings(con, _findings_sql(notes_, FLAGGED), f"WHERE f.rid NOT IN (SELECT line_no FROM {BAD})")
     n_bad = int(con.execute(f"SELECT count(*) FROM {BAD}").fetchone()[0])
     log.info("%d records typed: %d quarantined, %d notes", n_records, n_bad, len(notes))
     return SqlPrepared(n_records, n_bad, quarantine, notes, list(kept), views)
@@ -468,7 +501,8 @@ RAW_ITEMS = (
 def write_er(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str, delivery_seq: int) -> None:
     """raw + staging rows of the prepared delivery (call inside the delivery's transaction)."""
     con.execute(
-        f"INSERT INTO {spec.raw_table} BY NAME SELECT {_q(delivery_id)} AS delivery_id, {RAW_ITEMS} FROM {CELLS}"
+        f"INSERT INTO {spec.raw_table} BY NAME SELECT {_q(delivery_id)} AS delivery_id, {RAW_ITEMS} "
+        f"FROM {CELLS}"
     )
     con.execute(f"""
         INSERT INTO {spec.staging_table} BY NAME
@@ -482,7 +516,8 @@ def write_er(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str,
 
 
 def drop_temp(con: duckdb.DuckDBPyConnection, prepared: SqlPrepared | None) -> None:
-    """Drop the delivery's temp tables and unregister its lookup tables."""
+    """Drop the delivery's temp tables and views and unregister its lookup tables."""
+    con.execute(f"DROP VIEW IF EXISTS {TYPED}")
     names = [r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, '_ing_')"
     ).fetchall()]
