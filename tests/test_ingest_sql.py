@@ -5,6 +5,7 @@ the same warehouse rows for a whole demo night. All people are synthetic."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import hashlib
 import hmac
@@ -150,7 +151,8 @@ def test_sql_cpr_facts_equal_parse_cpr_and_pseudonymise():
     assert [g[0] for g in got[:3]] == ["valid"] * 3 and got[9][0] == "missing" and got[10][0] == "invalid"
 
 
-DATES = ["2024-03-05", "2024-03-05 14:32", "2024-03-05T14:32:00", "2024-3-5 7.05", "2024-03-05 14:32:07.123",
+DATES = ["2024-03-05", "2024-03-05 14:32", "2024-03-05T14:32:00", "2024-03-05 14:32:07", "05-03-2024 14:32",
+         "2024-02-30 10:00:00", "0999-01-01 00:00:00", "29-02-2023 10:00", "5-03-2024 14:32", "05-03-2024 24:00", "2024-3-5 7.05", "2024-03-05 14:32:07.123",
          "05-03-2024", "05.03.2024 14:32", "5/3/2024", "05-03-2024 kl. 14.32", "05-03-2024 1432",
          "31-02-2023", "29-02-2024", "29-02-2023", "2024-13-01", "2024-00-10", "00-01-2024", "2024-01-01 24:00",
          "2024-01-01 23:60", "2024-01-01 23:59:60", "2024-01-01 23:59:59", "1999-12-31 0:00", "0999-01-01",
@@ -170,8 +172,19 @@ def test_sql_dates_and_times_equal_parse_datetime_and_parse_time():
     want = [(None if pd.isna(s) else s.to_pydatetime(), None if pd.isna(x) else float(x))
             for s, x in zip(stamps, seconds)]
     assert got == want
-    assert got[1][0] == pd.Timestamp("2024-03-05 14:32").to_pydatetime() and got[24][1] == 14 * 3600 + 32 * 60
-    assert got[10] == (None, None) and got[11][0] is not None and got[12][0] is None
+    by_text = dict(zip(DATES, got))
+    assert by_text["2024-03-05 14:32"][0] == pd.Timestamp("2024-03-05 14:32").to_pydatetime()
+    assert by_text["14:32"][1] == 14 * 3600 + 32 * 60 and by_text["05-03-2024 24:00"] == (None, None)
+    assert by_text["31-02-2023"] == (None, None) and by_text["29-02-2024"][0] is not None
+    assert by_text["2024-02-30 10:00:00"][0] is None and by_text["0999-01-01 00:00:00"][0] is None
+    # the same through the ingest's layers, where strptime reads the common exact formats first
+    layered = _sql_values("_d, _t", DATES, *[", ".join(a + b) for a, b in itertools.zip_longest(
+        sql_parse.datetime_layers("trim(t)", "_d"), sql_parse.time_layers("trim(t)", "_t"), fillvalue=[])])
+    assert layered == want
+    formats = [f.replace("%d", "05").replace("%m", "03").replace("%Y", "2024").replace("%H", "14")
+               .replace("%M", "32").replace("%S", "07") for f in sql_parse.FAST_DATETIME_FORMATS]
+    assert len(formats) == 4
+    assert set(formats) <= set(DATES)  # every fast format is among the cases above
 
 
 def test_no_table_holds_a_cpr_number_or_the_narrative():

@@ -207,9 +207,18 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
     # one regex over the row's text (the CPR and narrative columns aside) instead of one per cell
     row_text = ", ".join([*texts, *(f"_x{k}" for k in range(len(extra)))])
     candidates = f"regexp_matches(concat_ws(chr(1), {row_text}), {_q(digits)})"
-    iso_a, dk_a = sp.datetime_parts("ankomst")
-    iso_u, dk_u = sp.datetime_parts("ulykke_tid")
     facts = sp.cpr_facts("_cpr_norm", "_cpr_parts", "_cpr_birth", hmac_sql)
+    layers = [
+        [f"{candidates} AS _cand"],
+        [*scrubbed, f"{sp.cpr_parts('_cpr_norm')} AS _cpr_parts"],
+        [f"{sp.cpr_birth_date('_cpr_parts')} AS _cpr_birth"],
+    ]
+    for parsed in (sp.datetime_layers("ankomst", "ankomst_ts"), sp.datetime_layers("ulykke_tid", "ut_full"),
+                   sp.time_layers("ulykke_tid", "ut_bare")):
+        for depth, items in enumerate(parsed):
+            if depth == len(layers):
+                layers.append([])
+            layers[depth].extend(items)
     outputs = [
         "line_no", "n_lines", "n_fields", "unclosed", "overflow",
         f"{hmac_sql('line_text')} AS row_hash",
@@ -222,29 +231,13 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
           for k in keys),
         ("json_object(" + ", ".join(f"{_q(label)}, _extra_{k}" for k, label in enumerate(extra)) + ") AS extra"
          if extra else "CAST(NULL AS JSON) AS extra"),
-        f"CAST({sp.datetime_value('_iso_a', '_dk_a')} AS TIMESTAMP) AS ankomst_ts",
-        f"CAST({sp.datetime_value('_iso_u', '_dk_u')} AS TIMESTAMP) AS ut_full",
-        f"{sp.time_seconds('_time_u')} AS ut_bare",
+        "ankomst_ts", "ut_full", "ut_bare",
     ]
-    return f"""
-        SELECT {", ".join(outputs)}
-        FROM (
-            SELECT *, {sp.cpr_birth_date('_cpr_parts')} AS _cpr_birth
-            FROM (
-                SELECT *, {", ".join(scrubbed)},
-                    {sp.cpr_parts('_cpr_norm')} AS _cpr_parts,
-                    {iso_a} AS _iso_a, {dk_a} AS _dk_a, {iso_u} AS _iso_u, {dk_u} AS _dk_u,
-                    {sp.time_parts('ulykke_tid')} AS _time_u
-                FROM (
-                    SELECT *, {candidates} AS _cand FROM (
-                        SELECT line_no, n_lines, n_fields, unclosed, overflow, line_text, {picked}{extras},
-                            {sp.cpr_normalised(cpr)} AS _cpr_norm
-                        FROM {REC}
-                    )
-                )
-            )
-        )
-    """
+    sql = (f"SELECT line_no, n_lines, n_fields, unclosed, overflow, line_text, {picked}{extras}, "
+           f"{sp.cpr_normalised(cpr)} AS _cpr_norm FROM {REC}")
+    for items in layers:
+        sql = f"SELECT *, {', '.join(items)} FROM ({sql})"
+    return f"SELECT {', '.join(outputs)} FROM ({sql})"
 
 
 def kept_extra(con: duckdb.DuckDBPyConnection, extra: dict[str, int]) -> dict[str, int]:

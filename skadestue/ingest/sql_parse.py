@@ -114,6 +114,48 @@ def datetime_value(iso: str, dk: str) -> str:
     )
 
 
+#: Formats read by strptime first, each with the shape (length, position and character of
+#: the first separator) that picks it; a value counts only when it is the format's exact
+#: zero-padded round trip, which the regexes read the same way (the rest go to the regexes).
+FAST_DATETIME_FORMATS = {
+    "%d-%m-%Y %H:%M": (16, 3, "-"),
+    "%Y-%m-%d %H:%M:%S": (19, 5, "-"),
+    "%Y-%m-%d %H:%M": (16, 5, "-"),
+    "%d-%m-%Y": (10, 3, "-"),
+}
+
+
+def datetime_layers(text: str, name: str) -> list[list[str]]:
+    """SELECT items in nesting order (innermost first) ending in the TIMESTAMP column ``name``
+    of :func:`skadestue.ingest.parse.parse_datetime`: the common exact formats by one
+    strptime chosen by the text's shape (cheap), the rest by the two regexes (computed only
+    for those rows)."""
+    formats = list(FAST_DATETIME_FORMATS.items())
+    shape = [f"length({text}) = {n} AND substr({text}, {at}, 1) = '{sep}'" for _, (n, at, sep) in formats]
+    kind = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, cond in enumerate(shape)) + " END"
+    parsed = "CASE " + " ".join(f"WHEN {cond} THEN try_strptime({text}, '{f}')"
+                                for cond, (f, _) in zip(shape, formats)) + " END"
+    exact = "CASE " + " ".join(f"WHEN _{name}_k = {i} THEN strftime(_{name}_f, '{f}') = {text}"
+                               for i, (f, _) in enumerate(formats)) + " END"
+    fast = f"CASE WHEN {exact} AND year(_{name}_f) BETWEEN 1000 AND 2999 THEN _{name}_f END"
+    iso, dk = datetime_parts(text)
+    slow = [f"CASE WHEN _{name}_fast IS NULL THEN {iso} END AS _{name}_iso",
+            f"CASE WHEN _{name}_fast IS NULL THEN {dk} END AS _{name}_dk"]
+    value = f"coalesce(_{name}_fast, {datetime_value(f'_{name}_iso', f'_{name}_dk')}) AS {name}"
+    return [[f"{kind} AS _{name}_k", f"{parsed} AS _{name}_f"], [f"{fast} AS _{name}_fast"], slow, [value]]
+
+
+def time_layers(text: str, name: str) -> list[list[str]]:
+    """As :func:`datetime_layers`, for the seconds since midnight (DOUBLE) of
+    :func:`skadestue.ingest.parse.parse_time`; ``HH:MM`` by strptime."""
+    fast = f"CASE WHEN length({text}) = 5 AND substr({text}, 3, 1) = ':' THEN try_strptime({text}, '%H:%M') END"
+    pick = (f"CASE WHEN strftime(_{name}_f, '%H:%M') = {text} "
+            f"THEN CAST(hour(_{name}_f) * 3600 + minute(_{name}_f) * 60 AS DOUBLE) END AS _{name}_fast")
+    slow = f"CASE WHEN _{name}_fast IS NULL THEN {time_parts(text)} END AS _{name}_parts"
+    value = f"coalesce(_{name}_fast, {time_seconds(f'_{name}_parts')}) AS {name}"
+    return [[f"{fast} AS _{name}_f"], [pick], [slow], [value]]
+
+
 def time_parts(text: str) -> str:
     """Struct expression of :data:`skadestue.ingest.parse._TIME_RE` for :func:`time_seconds`."""
     return f"regexp_extract({text}, {sql_literal(_TIME_RE)}, ['hh', 'mi', 'ss', 'mi2'])"
