@@ -46,6 +46,8 @@ FILES = {
     "cp1252": "kontakt_id,sygehus\nK1,Sønderborg\n".encode("cp1252"),
     "utf16": "a;b\n1;2\n".encode("utf-16"),
     "unicode_spaces": "a;b\n\u00a01\u00a0;\u2003x\u2003\n".encode(),
+    "blank_and_odd_lines_between": b'a;b\n1;2\n\n \t \n3;4\n" "" q";x\n5;  \n',
+    "padded_and_quoted": b'a;b;c\n 1 ;\t2;3 \n" x ";"y";""\n"";" ";z\n',
 }
 
 
@@ -91,9 +93,13 @@ def test_records_of_the_common_shapes():
     rec, t = _records(FILES["quoted_delimiters"])
     assert (rec.delimiter, rec.header) == (",", ["a", "b", "c"])
     assert t["line_no"].tolist() == [2, 3] and t["c1"].tolist() == ["x, y", '5 "five"'] and t["c0"].tolist() == ["1", "4"]
-    # only the line with a doubled quote went through the csv module
-    assert rec.parsed["line_no"].to_pylist() == [3] and rec.lines["line_no"].to_pylist() == [2]
+    # only the line with a doubled quote went through the csv module, the other through Arrow's reader
+    assert rec.parsed["line_no"].to_pylist() == [3] and rec.cells["line_no"].to_pylist() == [2] and rec.lines is None
+    rec, t = _records(FILES["blank_and_odd_lines_between"])
+    assert rec.cells["line_no"].to_pylist() == [2, 5, 7] and rec.parsed["line_no"].to_pylist() == [6]
+    assert t["c0"].tolist() == ["1", "3", '" q', "5"] and t["c1"].tolist() == ["2", "4", "x", None]
     rec, t = _records(FILES["short_and_long"])
+    assert rec.cells is None and rec.lines.num_rows == 7  # field counts differ: split in SQL
     # blank and whitespace-only lines are no records; ';' alone is one (two empty fields)
     assert t["line_no"].tolist() == [2, 3, 4, 5, 8] and t["n_fields"].tolist() == [2, 5, 5, 2, 1]
     assert t["overflow"].tolist() == [False, True, False, False, False]

@@ -28,9 +28,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from skadestue.ingest.readers import CsvFile, UnreadableFile, decode, read_csv_text, sniff_delimiter
-from skadestue.ingest.sql_parse import WS_CLASS, sql_literal, trimmed
+from skadestue.ingest.sql_parse import WHITESPACE, WS_CLASS, sql_literal, trimmed
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,14 @@ class Records:
     delimiter: str
     header: list[str]
     #: One row per physical line after the header (``line_no``, ``line_text``, ``quoted``:
-    #: simple quoting to undo) for the lines DuckDB splits; None when the file was parsed whole.
+    #: simple quoting to undo) for the lines DuckDB splits; None when there are none.
     lines: pa.Table | None
     #: Records parsed by the csv module, already in the records layout (see module docstring).
     parsed: pa.Table
     warning: str | None = None
+    #: Lines split by Arrow's CSV reader (``line_no``, ``line_text``, ``c0``.. unstripped),
+    #: the usual case (see :func:`_arrow_cells`); None when it was not used.
+    cells: pa.Table | None = None
 
     @property
     def width(self) -> int:
@@ -63,15 +67,14 @@ class Records:
     def register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Register the buffers and create the temp view ``name`` of the records."""
         con.register(f"{name}_parsed", _batched(self.parsed))
-        if self.lines is None:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_parsed")
-            return
-        con.register(f"{name}_lines", self.lines)
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS "
-            f"{records_sql(f'{name}_lines', self.delimiter, self.width)} "
-            f"UNION ALL BY NAME SELECT * FROM {name}_parsed"
-        )
+        parts = [f"SELECT * FROM {name}_parsed"]
+        if self.lines is not None:
+            con.register(f"{name}_lines", self.lines)
+            parts.append(records_sql(f"{name}_lines", self.delimiter, self.width))
+        if self.cells is not None:
+            con.register(f"{name}_cells", self.cells)
+            parts.append(cells_sql(f"{name}_cells", self.delimiter, self.width))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {' UNION ALL BY NAME '.join(parts)}")
 
     def count(self, con: duckdb.DuckDBPyConnection) -> int:
         """The number of records."""
@@ -83,7 +86,7 @@ class Records:
 
     def unregister(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         con.execute(f"DROP VIEW IF EXISTS {name}")
-        for part in ("parsed", "lines"):
+        for part in ("parsed", "lines", "cells"):
             try:
                 con.unregister(f"{name}_{part}")
             except Exception:  # never registered
@@ -94,18 +97,15 @@ def records_sql(lines: str, delimiter: str, width: int) -> str:
     """SELECT of the records of the lines relation ``lines``: split on the delimiter (after
     undoing simple quoting), cells stripped, blank lines dropped."""
     d = sql_literal(delimiter)
-    # only cells at the line's ends, beside a delimiter or a quote can carry whitespace to strip
-    edge = re.escape(delimiter).replace("'", "''")
-    padded = f"regexp_matches(line_text, '(^|[{edge}\"]){WS_CLASS}|{WS_CLASS}([{edge}\"]|$)')"
+    padded = _padded(delimiter)
     unquoted = (
         f"string_split(array_to_string(list_transform(string_split(line_text, '\"'), "
         f"(x, i) -> CASE WHEN i % 2 = 0 THEN replace(x, {d}, {_PROTECT}) ELSE x END), ''), {d})"
     )
-    def cell(i: int) -> str:
-        value = f"CASE WHEN quoted THEN replace(p[{i + 1}], {_PROTECT}, {d}) ELSE p[{i + 1}] END"
-        return f"CASE WHEN padded THEN {trimmed(value)} ELSE nullif({value}, '') END AS c{i}"
-
-    cells = ", ".join(cell(i) for i in range(width))
+    cells = ", ".join(
+        f"{_clean(f'CASE WHEN quoted THEN replace(p[{i + 1}], {_PROTECT}, {d}) ELSE p[{i + 1}] END')} AS c{i}"
+        for i in range(width)
+    )
     beyond = f"len(list_filter(p[{width + 1}:], x -> {trimmed('x')} IS NOT NULL)) > 0"
     return (
         f"SELECT line_no, 1 AS n_lines, len(p) AS n_fields, false AS unclosed, "
@@ -119,6 +119,33 @@ def records_sql(lines: str, delimiter: str, width: int) -> str:
 def _batched(table: pa.Table) -> pa.Table:
     """The table in batches of BATCH_ROWS rows (zero-copy slices)."""
     return pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS), schema=table.schema)
+
+
+def _padded(delimiter: str) -> str:
+    """SQL: does the line have whitespace to strip? Only cells at the line's ends, beside a
+    delimiter or a quote can carry some (one regex per line instead of one per cell)."""
+    edge = re.escape(delimiter).replace("'", "''")
+    return f"regexp_matches(line_text, '(^|[{edge}\"]){WS_CLASS}|{WS_CLASS}([{edge}\"]|$)')"
+
+
+_WS_CODES = ", ".join(str(ord(c)) for c in WHITESPACE)
+
+
+def _clean(cell: str) -> str:
+    """SQL: the cell stripped (only when its line has whitespace to strip, in ``padded``, and
+    it starts or ends with some), blank -> NULL."""
+    edge = f"ord({cell}) IN ({_WS_CODES}) OR ord(right({cell}, 1)) IN ({_WS_CODES})"
+    return f"CASE WHEN padded AND ({edge}) THEN {trimmed(cell)} ELSE nullif({cell}, '') END"
+
+
+def cells_sql(cells: str, delimiter: str, width: int) -> str:
+    """SELECT of the records of the relation ``cells`` (see :func:`_arrow_cells`): cells
+    stripped, blank -> NULL."""
+    values = ", ".join(f"{_clean(f'c{i}')} AS c{i}" for i in range(width))
+    return (
+        f"SELECT line_no, 1 AS n_lines, {width} AS n_fields, false AS unclosed, false AS overflow, "
+        f"line_text, {values} FROM (SELECT *, {_padded(delimiter)} AS padded FROM {cells})"
+    )
 
 
 class _NeedsFullParse(Exception):
@@ -165,9 +192,10 @@ def _utf8_bytes(data: bytes, text: str, encoding: str) -> bytes:
     return raw
 
 
-def _line_array(raw: bytes) -> pa.Array:
+def _line_array(raw: bytes) -> tuple[pa.Array, np.ndarray]:
     """Physical lines as an Arrow string array, built from the newline positions (numpy)
-    without a Python string per line; trailing blank lines dropped."""
+    without a Python string per line; trailing blank lines dropped. Also the newline
+    positions in ``raw``."""
     ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10)
     n = len(ends) + 1
     offsets = np.empty(n + 1, dtype=np.int64)
@@ -182,7 +210,7 @@ def _line_array(raw: bytes) -> pa.Array:
         last -= 1
     if last == 0 or not lines[0].as_py().strip():
         raise UnreadableFile("file is empty or its first line (the header) is blank", 0)
-    return lines.slice(0, last)
+    return lines.slice(0, last), ends
 
 
 def _simple_quoting(delimiter: str) -> str:
@@ -260,6 +288,53 @@ def _split_lines(lines: pa.Array, delimiter: str, width: int) -> tuple[pa.Table,
     return split.filter(pa.array(keep)), parsed
 
 
+def _arrow_cells(raw: bytes, ends: np.ndarray, split: pa.Table, delimiter: str, width: int) -> pa.Table | None:
+    """The lines of ``split`` cut by Arrow's multi-threaded CSV reader, or None when its
+    rows would not be the csv module's: a line without a quote character, or with quotes
+    that all enclose whole fields, reads the same in both; a blank line is no record (it is
+    left out here); and a line whose field count is not the header's makes the reader drop
+    it, in which case the file is left to the SQL split (which reports such lines)."""
+    n = split.num_rows
+    if n == 0:
+        return None
+    texts = split.column("line_text")
+    blank = pc.or_(pc.equal(pc.utf8_length(texts), 0), pc.utf8_is_space(texts))
+    keep = pc.invert(blank)
+    kept = split.filter(keep) if pc.any(blank).as_py() else split
+    line_no = kept.column("line_no").to_numpy()
+    first, last = int(line_no[0]) - 1, int(line_no[-1]) - 1  # 0-based physical lines
+    start = int(ends[first - 1]) + 1
+    stop = int(ends[last]) if last < len(ends) else len(raw)
+    if kept.num_rows == last - first + 1:  # every line in between: the file's own bytes
+        buffer = memoryview(raw)[start:stop]
+    else:
+        pieces = bytes(memoryview(raw)[start:stop]).split(b"\n")
+        buffer = b"\n".join(pieces[k - first - 1] for k in line_no)
+    invalid = []
+
+    def skip(row) -> str:
+        invalid.append(row.actual_columns)
+        return "skip"
+
+    names = [f"c{i}" for i in range(width)]
+    table = pacsv.read_csv(
+        pa.BufferReader(pa.py_buffer(buffer)),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=True),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, quote_char='"', double_quote=True, escape_char=False,
+            newlines_in_values=False, ignore_empty_lines=False, invalid_row_handler=skip,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in names}, strings_can_be_null=False,
+            quoted_strings_can_be_null=False, check_utf8=False,
+        ),
+    )
+    if invalid or table.num_rows != kept.num_rows:
+        log.info("%d lines do not have the header's %d fields: split in SQL", len(invalid), width)
+        return None
+    return table.add_column(0, "line_no", kept.column("line_no")).add_column(1, "line_text", kept.column("line_text"))
+
+
 def _from_csv_file(csv_file: CsvFile) -> pa.Table:
     """The records of the exact (slow) reader in the records layout."""
     width = len(csv_file.header)
@@ -292,7 +367,8 @@ def _from_csv_file(csv_file: CsvFile) -> pa.Table:
 def read_records(data: bytes) -> Records:
     """Decode and cut one delivered file (raises UnreadableFile for a whole-file reject)."""
     text, encoding = decode(data)
-    lines = _line_array(_utf8_bytes(data, text, encoding))
+    raw = _utf8_bytes(data, text, encoding)
+    lines, ends = _line_array(raw)
     first = lines[0].as_py()
     delimiter = sniff_delimiter(first)
     try:
@@ -306,4 +382,7 @@ def read_records(data: bytes) -> Records:
     warning = None
     if split.num_rows == 0 and parsed.num_rows == 0:
         warning = "header only: the file holds no records"
-    return Records(encoding, delimiter, header, split, parsed, warning)
+    cells = _arrow_cells(raw, ends, split, delimiter, len(header))
+    if cells is not None:
+        split = None
+    return Records(encoding, delimiter, header, split, parsed, warning, cells)
