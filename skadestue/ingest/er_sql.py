@@ -164,13 +164,12 @@ _UDFS = {
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     """The Python text rules as DuckDB functions (once per connection)."""
-    have = {r[0] for r in con.execute(
-        "SELECT function_name FROM duckdb_functions() WHERE starts_with(function_name, '_ing_')"
-    ).fetchall()}
     for name, fn in _UDFS.items():
-        if name not in have:
+        try:
             con.create_function(name, _udf(fn, name), ["VARCHAR"], "VARCHAR", type="arrow",
                                 null_handling="special", side_effects=False)
+        except duckdb.NotImplementedException:  # registered on this connection before
+            pass
 
 
 def _rewritten(col: str, udf: str, pattern: str, *, gate: str = "_cand", name_pattern: str | None = None) -> str:

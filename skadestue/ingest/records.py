@@ -128,13 +128,13 @@ def _padded(delimiter: str) -> str:
     return f"regexp_matches(line_text, '(^|[{edge}\"]){WS_CLASS}|{WS_CLASS}([{edge}\"]|$)')"
 
 
-_WS_CODES = ", ".join(str(ord(c)) for c in WHITESPACE)
+_WS = sql_literal(WHITESPACE)
 
 
 def _clean(cell: str) -> str:
     """SQL: the cell stripped (only when its line has whitespace to strip, in ``padded``, and
     it starts or ends with some), blank -> NULL."""
-    edge = f"ord({cell}) IN ({_WS_CODES}) OR ord(right({cell}, 1)) IN ({_WS_CODES})"
+    edge = f"{cell} <> '' AND (contains({_WS}, left({cell}, 1)) OR contains({_WS}, right({cell}, 1)))"
     return f"CASE WHEN padded AND ({edge}) THEN {trimmed(cell)} ELSE nullif({cell}, '') END"
 
 
