@@ -107,9 +107,12 @@ def _write(inbox: Path, rel: str, content: str | bytes, encoding: str = "utf-8")
     return path
 
 
-@pytest.fixture(scope="module")
-def nights(tmp_path_factory):
-    """Run both nights on one warehouse; returns the connection and both reports."""
+@pytest.fixture(scope="module", params=["pandas", "duckdb"])
+def nights(request, tmp_path_factory):
+    """Run both nights on one warehouse, by either ingest path for the ER files (small files
+    normally take the pandas one); returns the connection and both reports."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(delivery_mod, "SQL_MIN_BYTES", 0 if request.param == "duckdb" else 10**12)
     inbox = tmp_path_factory.mktemp("inbox")
     first = _write(inbox, "skadestue/2024-03-07_svs.csv", b"\xef\xbb\xbf" + ER_A.encode("utf-8"))
     _write(inbox, "skadestue/2024-03-07_shs.csv", ER_B, "cp1252")
@@ -129,6 +132,7 @@ def nights(tmp_path_factory):
     core2 = build_core(con, settings, incremental=True)
     yield {"con": con, "night1": night1, "night2": night2, "core1": core1, "core2": core2}
     con.close()
+    mp.undo()
 
 
 def _rows(con, sql: str, *params) -> list[tuple]:

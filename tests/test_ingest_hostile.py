@@ -3,13 +3,12 @@ quarantined and why, which files were rejected whole. All people are synthetic."
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from skadestue.config import Settings
 from skadestue.db import connect
-from skadestue.ingest import build_core, ingest_inbox
+from skadestue.ingest import build_core, delivery, ingest_inbox
 
 KEY = "synthetic-hostile-key"
 H = "kontakt_id;sygehus;ankomst;cpr;koen;alder;transportmiddel;ulykkessted\n"
@@ -33,8 +32,11 @@ FILES: dict[str, bytes] = {
 }
 
 
-@pytest.fixture(scope="module")
-def night(tmp_path_factory):
+@pytest.fixture(scope="module", params=["pandas", "duckdb"])
+def night(request, tmp_path_factory):
+    """The night, loaded by either ingest path (small files normally take the pandas one)."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(delivery, "SQL_MIN_BYTES", 0 if request.param == "duckdb" else 10**12)
     inbox = tmp_path_factory.mktemp("hostile")
     for rel, data in FILES.items():
         path = inbox / rel
@@ -48,6 +50,7 @@ def night(tmp_path_factory):
     build_core(con, settings)
     yield {"con": con, "report": report, "settings": settings, "inbox": inbox}
     con.close()
+    mp.undo()
 
 
 def _rows(con, sql: str, *params) -> list[tuple]:

@@ -149,8 +149,8 @@ def test_unchanged_rows_keep_the_later_stages_columns_rebuilt_rows_start_empty(d
     assert kept.fetchone()[0] == counts["er_contact"] - counts["rebuilt_er_contact"]
     # persons of the accidents delivered in night 2 were rebuilt (no casualty_id), the others kept
     persons = con.execute(
-        f"SELECT count(*) FILTER (WHERE casualty_id IS NULL), count(*) FILTER (WHERE casualty_id = 'p-' || uheld_id) "
-        f"FROM core.police_person").fetchone()
+        "SELECT count(*) FILTER (WHERE casualty_id IS NULL), count(*) FILTER (WHERE casualty_id = 'p-' || uheld_id) "
+        "FROM core.police_person").fetchone()
     rebuilt_persons = con.execute(
         "SELECT count(*) FROM core.police_person WHERE uheld_id IN (SELECT uheld_id FROM staging.police_person "
         f"WHERE delivery_id IN {n2} UNION SELECT uheld_id FROM staging.police_accident WHERE delivery_id IN {n2})"

@@ -237,6 +237,7 @@ def _tables(con) -> dict[str, list[tuple]]:
 def test_a_demo_night_loads_the_same_rows_as_the_reference_path(tmp_path, monkeypatch):
     paths = generate_demo(tmp_path / "demo", scale=0.1, years=(2024, 2024), seed=5)
     settings = Settings(inbox=paths.inbox, pseudonym_key=KEY.decode())
+    monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)  # every ER file through DuckDB
     fast = connect(":memory:")
     report = ingest_inbox(fast, settings, "r")
     build_core(fast, settings)
@@ -270,6 +271,7 @@ def test_duplicate_rows_roll_the_delivery_back(tmp_path, monkeypatch):
         con_.execute("DELETE FROM staging.er_contact WHERE kontakt_id = 'K2'")
 
     monkeypatch.setattr(er_sql, "write_er", twice)
+    monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)
     with pytest.raises(IngestAccountingError, match=r"duplicate rows \(raw 2 rows on 2 lines, staging 2 rows with 1 distinct"):
         ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r")
     for table in ("ops.delivery", "raw.er_contact", "staging.er_contact", "quality.quarantine"):
