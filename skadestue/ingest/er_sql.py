@@ -172,11 +172,11 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
             pass
 
 
-def _rewritten(col: str, udf: str, pattern: str, *, gate: str = "_cand", name_pattern: str | None = None) -> str:
+def _rewritten(col: str, udf: str, pattern: str, *, name_pattern: str | None = None) -> str:
     """``col`` through the Python rule ``udf`` where it matches the RE2 candidate ``pattern``
-    (checked only on rows where ``gate``, one match over all the row's text, found one) or
-    ``name_pattern``."""
-    hit = f"({gate} AND regexp_matches({col}, {_q(pattern)}))"
+    (which needs 8 characters at least: the length is checked first, most cells are short)
+    or ``name_pattern``."""
+    hit = f"(length({col}) >= 8 AND regexp_matches({col}, {_q(pattern)}))"
     if name_pattern:
         hit += f" OR regexp_matches({col}, {_q(name_pattern)})"
     return f"CASE WHEN {hit} THEN {udf}({col}) ELSE {col} END"
@@ -203,12 +203,8 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
             fix = _rewritten(c, "_ing_scrub_valid_cpr", _CPR_CANDIDATE)
         scrubbed.append(f"{fix} AS _s_{c}")
     scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
-    # one regex over the row's text (the CPR and narrative columns aside) instead of one per cell
-    row_text = ", ".join([*texts, *(f"_x{k}" for k in range(len(extra)))])
-    candidates = f"regexp_matches(concat_ws(chr(1), {row_text}), {_q(digits)})"
     facts = sp.cpr_facts("_cpr_norm", "_cpr_parts", "_cpr_birth", hmac_sql)
     layers = [
-        [f"{candidates} AS _cand"],
         [*scrubbed, f"{sp.cpr_parts('_cpr_norm')} AS _cpr_parts"],
         [f"{sp.cpr_birth_date('_cpr_parts')} AS _cpr_birth"],
     ]
