@@ -517,3 +517,17 @@ def test_unclosed_quote_does_not_swallow_the_following_rows(tmp_path):
         (2, "U1", "Vestergade 5;7", None), (3, "U2", 'Torvet 5"B', None), (4, "U3", "Y", "1"),
     ]
     con.close()
+
+
+def test_a_file_that_changes_while_it_is_read_is_left_for_the_next_run(tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    _write(inbox, "skadestue/2024-03-07_svs.csv", ER_A)
+    con = connect(":memory:")
+    real = delivery_mod.file_hash
+    monkeypatch.setattr(delivery_mod, "file_hash", lambda path: "0" * 64)  # the scan saw other bytes
+    report = ingest_inbox(con, _settings(inbox), "r1")
+    assert report.changed_while_read == ["skadestue/2024-03-07_svs.csv"] and report.deliveries == []
+    assert con.execute("SELECT count(*) FROM ops.delivery").fetchone() == (0,)
+    monkeypatch.setattr(delivery_mod, "file_hash", real)
+    (d,) = ingest_inbox(con, _settings(inbox), "r2").deliveries
+    assert d.status == "loaded" and d.rows_read == d.rows_loaded + d.rows_quarantined > 0

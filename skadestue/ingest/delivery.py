@@ -26,7 +26,7 @@ from skadestue.ingest.checks import Findings
 from skadestue.ingest.er import ER_SPEC
 from skadestue.ingest.police import ACCIDENT_SPEC, PERSON_SPEC
 from skadestue.ingest import er_sql
-from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, read_delivery
+from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, file_hash, read_delivery
 from skadestue.ingest.records import read_records
 from skadestue.ingest.sources import CprFacts, SourceSpec, Typed
 from skadestue.pseudonym import (
@@ -82,6 +82,8 @@ class IngestReport:
     run_id: str
     deliveries: list[DeliveryResult] = field(default_factory=list)
     skipped_duplicates: list[str] = field(default_factory=list)
+    #: Files whose content changed between hashing and reading: not loaded, left in the inbox.
+    changed_while_read: list[str] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:
@@ -549,13 +551,27 @@ def _reject(con: duckdb.DuckDBPyConnection, result: DeliveryResult, run_id: str,
     return result
 
 
+class FileChanged(Exception):
+    """The file's content is not the content hashed a moment before (it is being written)."""
+
+
+def read_delivered(path: Path, digest: str) -> bytes:
+    """The file's bytes, checked against the hash taken when the inbox was scanned."""
+    data = path.read_bytes()
+    if content_hash(data) != digest:
+        raise FileChanged(path)
+    return data
+
+
 def load_file(
-    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, data: bytes, digest: str,
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, path: Path, digest: str,
     run_id: str, settings: Settings, key: bytes,
 ) -> DeliveryResult:
-    """Load one new delivery (or reject it whole) in one transaction."""
-    if spec.source in SQL_SOURCES and len(data) >= SQL_MIN_BYTES:
-        return load_file_sql(con, spec, rel, data, digest, run_id, settings, key)
+    """Load one new delivery (or reject it whole) in one transaction. The bytes are read here,
+    not by the caller, so a big file's bytes can be let go as soon as they are parsed."""
+    if spec.source in SQL_SOURCES and path.stat().st_size >= SQL_MIN_BYTES:
+        return load_file_sql(con, spec, rel, path, digest, run_id, settings, key)
+    data = read_delivered(path, digest)
     result = DeliveryResult(
         file=rel, source=spec.source, status="loaded", rows_read=0, rows_loaded=0,
         rows_quarantined=0, delivery_id=f"{spec.source}-{digest[:16]}",
@@ -588,7 +604,7 @@ def load_file(
 
 
 def load_file_sql(
-    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, data: bytes, digest: str,
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, path: Path, digest: str,
     run_id: str, settings: Settings, key: bytes,
 ) -> DeliveryResult:
     """Load one new ER delivery through DuckDB (see er_sql), in one transaction."""
@@ -596,9 +612,11 @@ def load_file_sql(
         file=rel, source=spec.source, status="loaded", rows_read=0, rows_loaded=0,
         rows_quarantined=0, delivery_id=f"{spec.source}-{digest[:16]}",
     )
+    data = read_delivered(path, digest)
     log.info("reading %s (%.1f MB)", rel, len(data) / 1e6)
     try:
         records = read_records(data)
+        del data  # the records hold what is needed (Arrow buffers); the file's bytes can go
     except UnreadableFile as exc:
         return _reject(con, result, run_id, digest, str(exc), exc.rows_read, None, None)
     mapping = spec.mapping(settings)
@@ -660,8 +678,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
             skipped.clear()
 
     for rel, path, spec in discover(inbox, settings):
-        data = path.read_bytes()
-        digest = content_hash(data)
+        digest = file_hash(path)
         existing = loaded.get(digest)
         if existing is not None:
             skipped.append((rel, digest, existing))
@@ -669,7 +686,12 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
             log.info("skipped %s: same content as delivery %s", rel, existing)
             continue
         record_skipped()
-        result = load_file(con, spec, rel, data, digest, run_id, settings, key)
+        try:
+            result = load_file(con, spec, rel, path, digest, run_id, settings, key)
+        except FileChanged:
+            log.warning("%s changed while it was read (still being written?): left for the next run", rel)
+            report.changed_while_read.append(rel)
+            continue
         loaded.setdefault(digest, result.delivery_id)
         report.deliveries.append(result)
     record_skipped()

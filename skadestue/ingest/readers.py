@@ -60,6 +60,12 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_hash(path) -> str:
+    """:func:`content_hash` of a file, read in blocks (the file is not held in memory)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def count_data_lines(data: bytes) -> int:
     """Non-blank lines after the first (a fallback count for files that cannot be decoded)."""
     lines = [ln for ln in re.split(rb"\r\n|\r|\n", data) if ln.strip()]

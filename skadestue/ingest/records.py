@@ -368,6 +368,7 @@ def read_records(data: bytes) -> Records:
     """Decode and cut one delivered file (raises UnreadableFile for a whole-file reject)."""
     text, encoding = decode(data)
     raw = _utf8_bytes(data, text, encoding)
+    del text  # decoded again in the rare case the csv module reads the whole file
     lines, ends = _line_array(raw)
     first = lines[0].as_py()
     delimiter = sniff_delimiter(first)
@@ -376,7 +377,7 @@ def read_records(data: bytes) -> Records:
         split, parsed = _split_lines(lines, delimiter, len(header))
     except _NeedsFullParse:
         del lines
-        csv_file = read_csv_text(text, encoding=encoding)
+        csv_file = read_csv_text(decode(data)[0], encoding=encoding)
         log.info("quoted fields span lines or the quoting is broken: read with the csv module")
         return Records(encoding, delimiter, csv_file.header, None, _from_csv_file(csv_file), csv_file.warning)
     warning = None
