@@ -2,8 +2,8 @@
 
 Generates a small demo, replicates its ER rows (with new kontakt_ids, so every row is a new
 record, and new synthetic people on shifted days, so CPRs and arrival times are as distinct
-as in a real export) into one big delivery in the demo's dialects (half UTF-8 ``;``, half Windows-1252
-``,``), then times ``ingest_inbox`` + ``build_core`` on an in-memory warehouse in a fresh
+as in a real export) into two big deliveries in the demo's dialects (half UTF-8 ``;``, half
+Windows-1252 ``,`` with quoted fields), or with ``--single-file`` one UTF-8 delivery, then times ``ingest_inbox`` + ``build_core`` on an in-memory warehouse in a fresh
 process. Peak RSS is that process's maximum resident set (resource.getrusage), CPU seconds
 are its user + system time (DuckDB's threads included): on a shared machine they say more
 than the wall time.
@@ -15,6 +15,10 @@ core brought up to date incrementally (``build_core(..., incremental=True)``); f
 at the step's start).
 
     .venv/bin/python bench/bench_ingest.py --rows 1000000
+    .venv/bin/python bench/bench_ingest.py --rows 1000000 --single-file --out bench/results/bench_ingest_single_file.json
+
+Files from 1 MB up go through the DuckDB path, smaller ones (the night's) through pandas
+(``skadestue.ingest.delivery.SQL_MIN_BYTES``).
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ def _other_people(cpr: pd.Series, rng: np.random.Generator) -> pd.Series:
 
 
 def write_big_delivery(rows: pd.DataFrame, n: int, inbox: Path, night: Path | None = None,
-                       night_rows: int = 150) -> list[Path]:
+                       night_rows: int = 150, single_file: bool = False) -> list[Path]:
     """n rows replicated from ``rows`` with unique kontakt_ids, in two files/dialects; and the
     next night's delivery under ``night`` (new contacts plus 20 corrections of big rows).
 
@@ -137,13 +141,14 @@ def write_big_delivery(rows: pd.DataFrame, n: int, inbox: Path, night: Path | No
     big["ankomst"] = _shift_days(big["ankomst"], replica)
     big["ulykke_tid"] = _shift_days(big["ulykke_tid"], replica)
     big["cpr"] = _other_people(big["cpr"], np.random.default_rng(7))
-    half = n // 2
+    half = n if single_file else n // 2
     out = inbox / "skadestue"
     out.mkdir(parents=True, exist_ok=True)
     a, b = out / "big_utf8.csv", out / "big_cp1252.csv"
     big.iloc[:half].to_csv(a, sep=";", index=False, encoding="utf-8", quoting=csv.QUOTE_MINIMAL)
-    big.iloc[half:].to_csv(b, sep=",", index=False, encoding="cp1252", errors="replace",
-                           quoting=csv.QUOTE_MINIMAL)
+    if not single_file:
+        big.iloc[half:].to_csv(b, sep=",", index=False, encoding="cp1252", errors="replace",
+                               quoting=csv.QUOTE_MINIMAL)
     if night is not None:
         nightly = big.iloc[np.linspace(0, n - 1, night_rows).astype(int)].reset_index(drop=True)
         fresh = np.arange(len(nightly)) >= 20  # the first 20 keep their key: corrections
@@ -151,7 +156,7 @@ def write_big_delivery(rows: pd.DataFrame, n: int, inbox: Path, night: Path | No
         nightly["afslutning"] = "indlagt"
         (night / "skadestue").mkdir(parents=True, exist_ok=True)
         nightly.to_csv(night / "skadestue" / "night.csv", sep=";", index=False, encoding="utf-8")
-    return [a, b]
+    return [a] if single_file else [a, b]
 
 
 def timed_ingest(inbox: Path, rows: int, night: Path | None = None) -> dict:
@@ -221,6 +226,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "bench_ingest.json"))
     ap.add_argument("--night-rows", type=int, default=150)
+    ap.add_argument("--single-file", action="store_true",
+                    help="all rows in one UTF-8 delivery (a full reload) instead of two dialects")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: ingest this inbox, print JSON
     ap.add_argument("--night", help=argparse.SUPPRESS)  # internal: then this night's files
     args = ap.parse_args()
@@ -231,7 +238,7 @@ def main() -> None:
         work = Path(tmp)
         sample = demo_er_rows(work)
         inbox = work / "inbox"
-        files = write_big_delivery(sample, args.rows, inbox, work / "night", args.night_rows)
+        files = write_big_delivery(sample, args.rows, inbox, work / "night", args.night_rows, args.single_file)
         size_mb = sum(f.stat().st_size for f in files) / 1e6
         del sample
         # The timed part runs in a fresh process, so its peak memory is the ingest's own
@@ -240,7 +247,8 @@ def main() -> None:
             [sys.executable, __file__, "--rows", str(args.rows), "--child", str(inbox), "--night", str(work / "night")],
             check=True, capture_output=True, text=True,
         )
-        result = {"csv_mb": round(size_mb, 1), **json.loads(child.stdout.strip().splitlines()[-1])}
+        result = {"files": len(files), "csv_mb": round(size_mb, 1),
+                  **json.loads(child.stdout.strip().splitlines()[-1])}
         result |= {"cpus": os.cpu_count(), "python": platform.python_version()}
     print(f"{'metric':<26} value")
     for k, v in result.items():

@@ -627,6 +627,7 @@ def load_file_sql(
     result.encoding, result.delimiter, result.message = records.encoding, records.delimiter, records.warning
     prepared = None
     try:
+        er_sql.insertion_order(con, False)
         prepared = er_sql.prepare_er(con, records, spec, cols.positions, cols.extra, settings, key)
         del records  # the original lines and cells (with the CPR numbers) are not needed any more
         result.rows_read = prepared.rows_read
@@ -649,6 +650,7 @@ def load_file_sql(
         _in_transaction(con, load)
     finally:
         er_sql.drop_temp(con, prepared)
+        er_sql.insertion_order(con, True)
     log.info(
         "loaded %s as %s: %d read, %d loaded, %d quarantined, %d notes",
         rel, result.delivery_id, result.rows_read, result.rows_loaded, result.rows_quarantined, result.notes,
