@@ -47,6 +47,8 @@ FILES = {
     "utf16": "a;b\n1;2\n".encode("utf-16"),
     "unicode_spaces": "a;b\n\u00a01\u00a0;\u2003x\u2003\n".encode(),
     "blank_and_odd_lines_between": b'a;b\n1;2\n\n \t \n3;4\n" "" q";x\n5;  \n',
+    "only_blank_and_odd_lines": b'a;b\n\n  \n"x""y";z\n',
+    "tab_delimited": b'a\tb\tc\n1\t "x" \t3\n4\t\t\n',
     "padded_and_quoted": b'a;b;c\n 1 ;\t2;3 \n" x ";"y";""\n"";" ";z\n',
 }
 

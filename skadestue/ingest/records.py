@@ -301,6 +301,8 @@ def _arrow_cells(raw: bytes, ends: np.ndarray, split: pa.Table, delimiter: str, 
     blank = pc.or_(pc.equal(pc.utf8_length(texts), 0), pc.utf8_is_space(texts))
     keep = pc.invert(blank)
     kept = split.filter(keep) if pc.any(blank).as_py() else split
+    if kept.num_rows == 0:
+        return None
     line_no = kept.column("line_no").to_numpy()
     first, last = int(line_no[0]) - 1, int(line_no[-1]) - 1  # 0-based physical lines
     start = int(ends[first - 1]) + 1
