@@ -77,9 +77,16 @@ class _Capture(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-@pytest.fixture(scope="module")
-def night(tmp_path_factory, demo_setup):
+@pytest.fixture(scope="module", params=["pandas", "duckdb"])
+def night(request, tmp_path_factory, demo_setup):
+    """The flow run, with the ER files loaded by either ingest path (the night's small files
+    normally take the pandas one; a full reload's big files the DuckDB one)."""
     from flows.nightly import nightly
+    from skadestue.ingest import delivery
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(delivery, "SQL_MIN_BYTES", 0 if request.param == "duckdb" else 10**12)
+    request.addfinalizer(mp.undo)
 
     paths, settings, kwargs = demo_setup(tmp_path_factory.mktemp("privacy"), scale=0.15, years=(2022, 2024), seed=5)
     (paths.er_dir / "zz_privat.csv").write_text(_er_delivery(), encoding="utf-8")
@@ -100,7 +107,7 @@ def night(tmp_path_factory, demo_setup):
         package.setLevel(level)
         for lg in loggers:
             lg.removeHandler(capture)
-    return {"settings": settings, "summary": summary, "logs": capture.lines}
+    return {"settings": settings, "summary": summary, "logs": capture.lines, "path": request.param}
 
 
 def _files_holding(root: Path, needles: list[str]) -> list[tuple[str, str]]:
@@ -173,6 +180,9 @@ def test_the_planted_rows_were_loaded(night):
         ("SVS Esbjerg|[CPR]", "kontakt_id", None, "kontakt_id looks like a CPR number; the row is not stored"),
     ]
     assert notes == []  # the invalid CPR (31 February) is on the quarantined line 8
+    # the planted file went through the path this run is for (only the DuckDB one logs this)
+    through_duckdb = any(line.startswith("reading skadestue/zz_privat.csv (") for line in night["logs"])
+    assert through_duckdb == (night["path"] == "duckdb")
 
 
 def test_no_planted_value_in_the_warehouse_file_or_tables(night):
