@@ -1,13 +1,20 @@
-"""Split a decoded delivery into records inside DuckDB, with the exact semantics of
+"""Split a decoded delivery into records for DuckDB, with the exact semantics of
 :mod:`skadestue.ingest.readers` (the csv module's quoting, line numbers, blank records).
 
-The common file has one record per physical line. Its lines become one Arrow string array
-(cut at the newline positions in numpy, no Python string per line) that DuckDB splits on the
-delimiter in parallel (:func:`records_sql`). Lines whose quotes all enclose whole fields are
-unquoted in the same SQL; the rare line with other quoting is parsed by the csv module on
-its own; a file where a quoted field spans lines or the quoting is broken is read whole by
-:func:`skadestue.ingest.readers.read_csv_text`. Every file gives the records the csv module
-gives, only the usual ones much faster.
+The common file has one record per physical line. Its lines are cut at the newline
+positions in numpy (no Python string per line) and sorted by their quoting:
+
+* lines without a quote character, or whose quotes all enclose whole fields, read the same
+  in Arrow's multi-threaded CSV reader as in the csv module, which splits them
+  (:func:`_arrow_cells`); if one of them has another field count than the header, the
+  reader would drop it, so the file's lines are split by DuckDB SQL instead
+  (:func:`records_sql`), which reports such lines;
+* the rare line with other quoting is parsed by the csv module on its own;
+* a file where a quoted field spans lines or the quoting is broken is read whole by
+  :func:`skadestue.ingest.readers.read_csv_text`.
+
+Every file gives the records the csv module gives (tests/test_ingest_sql.py), only the usual
+ones much faster. Nothing here is written to a table: DuckDB reads the Arrow buffers.
 
 The records relation (:meth:`Records.register`) has per record: ``line_no`` (first physical
 line, header = 1), ``n_lines``, ``n_fields``, ``unclosed`` (ends inside a quoted field, only
