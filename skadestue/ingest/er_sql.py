@@ -76,7 +76,7 @@ class SqlPrepared:
     notes: pd.DataFrame
     extra_columns: list[str] = field(default_factory=list)
     #: Lookup tables registered for the delivery (unregistered by :func:`drop_temp`).
-    temp_tables: list[str] = field(default_factory=list)
+    lookups: list[str] = field(default_factory=list)
 
 
 _q = sp.sql_literal
@@ -518,7 +518,7 @@ def drop_temp(con: duckdb.DuckDBPyConnection, prepared: SqlPrepared | None) -> N
     ).fetchall()]
     for name in names:
         con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
-    for view in prepared.temp_tables if prepared else ():
+    for view in prepared.lookups if prepared else ():
         try:
             con.unregister(view)
         except Exception:  # already gone

@@ -189,6 +189,12 @@ def read_csv_text(text: str, *, encoding: str) -> CsvFile:
     )
 
 
+def clean_cells(values) -> pa.Array:
+    """Cell texts stripped of surrounding whitespace (as str.strip()), blank -> null."""
+    arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
 def cells_frame(rows: list[list[str]], width: int) -> pd.DataFrame:
     """Records -> one object column per position (None beyond a short row), cleaned in Arrow
     column by column (no intermediate 2-D object frame)."""
@@ -198,9 +204,7 @@ def cells_frame(rows: list[list[str]], width: int) -> pd.DataFrame:
     columns += [(None,) * len(rows)] * (width - len(columns))
     out = {}
     for i, values in enumerate(columns):
-        arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-        out[i] = arr.to_numpy(zero_copy_only=False)
+        out[i] = clean_cells(values).to_numpy(zero_copy_only=False)
     return pd.DataFrame(out, columns=range(width), dtype="object")
 
 

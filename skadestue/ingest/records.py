@@ -37,7 +37,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from skadestue.ingest.readers import CsvFile, UnreadableFile, decode, read_csv_text, sniff_delimiter
+from skadestue.ingest.readers import (
+    CsvFile, UnreadableFile, clean_cells, decode, read_csv_text, sniff_delimiter,
+)
 from skadestue.ingest.sql_parse import WHITESPACE, WS_CLASS, sql_literal, trimmed
 
 log = logging.getLogger(__name__)
@@ -234,11 +236,9 @@ def _parsed_table(
 ) -> pa.Table:
     """Records parsed in Python, in the records layout."""
     columns = list(itertools.zip_longest(*rows, fillvalue=None)) if rows else []
-    cells = {}
-    for i in range(width):
-        values = columns[i] if i < len(columns) else [None] * len(rows)
-        arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
-        cells[f"c{i}"] = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    cells = {
+        f"c{i}": clean_cells(columns[i] if i < len(columns) else [None] * len(rows)) for i in range(width)
+    }
     overflow = [any(c is not None and c.strip() for c in r[width:]) for r in rows]
     return pa.table({
         "line_no": pa.array(line_no, pa.int64()),
