@@ -8,8 +8,6 @@ checked, because numbers without it have been issued since 2007 (cpr.dk).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 
@@ -17,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from skadestue.keyed_hash import hmac_hex
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,16 @@ _CPR_FULL_RE = r"^(\d{2})(\d{2})(\d{2})(\d)(\d{2})(\d)$"
 _CPR_NAMED_RE = r"^(?P<dd>\d{2})(?P<mm>\d{2})(?P<yy>\d{2})(?P<d7>\d)\d{2}(?P<d10>\d)$"
 
 
+def normalise_cpr(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """CPR texts without spaces and with at most one '-' after the 6th digit removed (RE2,
+    as :func:`skadestue.ingest.sql_parse.cpr_normalised`)."""
+    arr = pc.replace_substring_regex(arr, r"\s+", "")
+    return pc.replace_substring_regex(arr, r"^(\d{6})-(\d{4})$", r"\1\2")
+
+
 def _normalise(series: pd.Series) -> pd.Series:
     """CPR text without spaces and with at most one '-' after the 6th digit removed."""
-    arr = text_array(series)
-    arr = pc.replace_substring_regex(arr, r"\s+", "")
-    arr = pc.replace_substring_regex(arr, r"^(\d{6})-(\d{4})$", r"\1\2")
+    arr = normalise_cpr(text_array(series))
     return pd.Series(arr.to_numpy(zero_copy_only=False), index=series.index, dtype="string")
 
 
@@ -152,10 +157,8 @@ def pseudonymise_parsed(parsed: pd.DataFrame, key: bytes) -> pd.Series:
     """:func:`pseudonymise` for the output of :func:`parse_cpr` (no second parse)."""
     if not key:
         raise ValueError("pseudonymise needs a non-empty key")
-    valid = parsed["cpr_norm"].dropna()
-    digests = {
-        v: hmac.new(key, v.encode("ascii"), hashlib.sha256).hexdigest() for v in valid.unique()
-    }
+    valid = parsed["cpr_norm"].dropna().unique()
+    digests = dict(zip(valid, hmac_hex(pa.array(valid, type=pa.string()), key).to_pylist()))
     return parsed["cpr_norm"].map(digests).astype("object").where(parsed["status"] == "valid", None)
 
 

@@ -53,9 +53,10 @@ FILES = {
 }
 
 
-def _records(data: bytes):
-    """read_records, and its records as DuckDB gives them (by line)."""
-    rec = read_records(data)
+def _records(data: bytes, cpr: int | None = None):
+    """read_records, and its records (hashed, ``cpr``: the CPR cell's position) as DuckDB
+    gives them (by line)."""
+    rec = read_records(data).hashed(KEY, cpr)
     con = duckdb.connect()
     rec.register(con, "r")
     got = con.execute("SELECT * FROM r ORDER BY line_no").df()
@@ -78,7 +79,7 @@ def test_records_are_those_of_the_csv_module(name):
     assert got["line_no"].tolist() == ref.line_no.tolist()
     assert got["n_fields"].tolist() == ref.n_fields.tolist()
     assert got["n_lines"].tolist() == ref.n_lines.tolist()
-    assert got["line_text"].tolist() == ref.line_text.tolist()
+    assert got["row_hash"].tolist() == [hmac.new(KEY, t.encode(), hashlib.sha256).hexdigest() for t in ref.line_text]
     unclosed = ref.unclosed_quote.tolist() if ref.unclosed_quote is not None else [False] * len(ref.line_no)
     assert got["unclosed"].tolist() == unclosed
     width = len(ref.header)
@@ -157,6 +158,36 @@ def test_sql_cpr_facts_equal_parse_cpr_and_pseudonymise():
     assert [g[1] for g in got[6:9]] == [pd.Timestamp("1858-01-01").date(), pd.Timestamp("1958-01-01").date(),
                                         pd.Timestamp("2036-01-01").date()]
     assert [g[0] for g in got[:3]] == ["valid"] * 3 and got[9][0] == "missing" and got[10][0] == "invalid"
+
+
+CPRS = ["050387-1234", "0503871234", " 0503 871234", "0101004000", "2412994017", "3201871234", "010158-5000",
+        "\t010158-4000\u00a0", "0101366000", None, "12345", "abcdefghij", "290200-4000", "290201-4000", "",
+        "0503-871234", "050387--1234", "٠٥٠٣٨٧١٢٣٤", "3112999999", "0000000000", "311299 9999", "0503\u00a0871234"]
+
+
+@pytest.mark.parametrize("shape", ["arrow", "quoted", "sql_split"])
+def test_pseudonyms_hashed_with_the_records_equal_pseudonymise(shape):
+    """The CPR's keyed hash comes with the records where Arrow split them, and from SQL where
+    DuckDB did (a line with another field count): the pseudonyms equal the pandas path's."""
+    lines = ["kontakt_id;sygehus;ankomst;cpr"]
+    for i, cpr in enumerate(CPRS):
+        cell = "" if cpr is None else (f'"{cpr}"' if shape == "quoted" else cpr)
+        lines.append(f"K{i};SVS;2024-03-05 14:32;{cell}")
+    if shape == "sql_split":
+        lines.append("K99;SVS")
+    data = ("\n".join(lines) + "\n").encode()
+    rec = read_records(data)
+    assert (rec.cells is None) == (shape == "sql_split")
+    settings = Settings(pseudonym_key=KEY.decode())
+    cols = delivery_mod.map_columns(rec.header, ER_SPEC, ER_SPEC.mapping(settings))
+    con = connect(":memory:")
+    er_sql.prepare_er(con, rec, ER_SPEC, cols.positions, cols.extra, settings, KEY)
+    got = con.execute(f"SELECT cpr_pseudonym FROM {er_sql.CELLS} WHERE line_no <= ? ORDER BY line_no",
+                      [len(CPRS) + 1]).fetchall()
+    cells = pd.Series([None if c is None or not c.strip() else c.strip() for c in CPRS], dtype="object")
+    want = pseudonymise(cells, KEY)
+    assert [g[0] for g in got] == [None if pd.isna(p) else p for p in want]
+    assert sum(g[0] is not None for g in got) == 11  # the valid ones
 
 
 DATES = ["2024-03-05", "2024-03-05 14:32", "2024-03-05T14:32:00", "2024-03-05 14:32:07", "05-03-2024 14:32",

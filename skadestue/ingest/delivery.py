@@ -9,8 +9,6 @@ rows_quarantined is checked against the database before the commit.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from skadestue.ingest import er_sql
 from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, file_hash, read_delivery
 from skadestue.ingest.records import read_records
 from skadestue.ingest.sources import CprFacts, SourceSpec, Typed
+from skadestue.keyed_hash import hmac_hex
 from skadestue.pseudonym import (
     parse_cpr,
     pseudonymise_parsed,
@@ -308,10 +307,8 @@ def key_findings(
 def row_hash(line_text: pd.Series, key: bytes) -> pd.Series:
     """Audit hash of each original record: HMAC-SHA256 keyed with the pseudonym key, so the
     hash of a line holding a CPR cannot be brute-forced back to the number."""
-    return pd.Series(
-        [hmac.new(key, t.encode("utf-8"), hashlib.sha256).hexdigest() for t in line_text],
-        index=line_text.index, dtype="object",
-    )
+    hashed = hmac_hex(pa.array(line_text.to_numpy(dtype=object), type=pa.string()), key)
+    return pd.Series(hashed.to_numpy(), index=line_text.index, dtype="object")
 
 
 def raw_frame(

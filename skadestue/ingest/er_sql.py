@@ -2,9 +2,9 @@
 over the whole delivery instead of frame by frame.
 
 1. :func:`build_cells` (one SQL statement over the records of :mod:`~skadestue.ingest.records`,
-   read from Arrow buffers in Python memory): the CPR becomes its facts and keyed pseudonym,
-   the narrative its length, the original line its keyed audit hash (HMAC-SHA256 in SQL,
-   :mod:`~skadestue.ingest.sql_parse`), dates and times are parsed; text cells with a
+   read from Arrow buffers in Python memory, with the keyed hashes of each line and CPR cell
+   from :mod:`skadestue.keyed_hash`): the CPR becomes its facts and pseudonym, the narrative
+   its length, the original line its audit hash, dates and times are parsed; text cells with a
    date-valid CPR number are masked and free text redacted by the Python rules of
    :mod:`skadestue.pseudonym`, called only for the few values an RE2 pre-filter finds. The
    CPR number, the narrative and the line text are never stored in a table, not even a
@@ -203,7 +203,8 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
             fix = _rewritten(c, "_ing_scrub_valid_cpr", _CPR_CANDIDATE)
         scrubbed.append(f"{fix} AS _s_{c}")
     scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
-    facts = sp.cpr_facts("_cpr_norm", "_cpr_parts", "_cpr_birth", hmac_sql)
+    # the CPR's keyed hash comes with the records, but for lines DuckDB split (hashed here)
+    facts = sp.cpr_facts("_cpr_norm", "_cpr_parts", "_cpr_birth", lambda norm: f"coalesce(cpr_hmac, {hmac_sql(norm)})")
     layers = [
         [*scrubbed, f"{sp.cpr_parts('_cpr_norm')} AS _cpr_parts"],
         [f"{sp.cpr_birth_date('_cpr_parts')} AS _cpr_birth"],
@@ -216,7 +217,7 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
             layers[depth].extend(items)
     outputs = [
         "line_no", "n_lines", "n_fields", "unclosed", "overflow",
-        f"{hmac_sql('line_text')} AS row_hash",
+        "row_hash",
         *(f"{expr} AS {name}" for name, expr in facts.items()),
         f"CAST(length({narrative}) AS INTEGER) AS {narrative}_chars",
         *(f"_s_{c} AS {c}" for c in texts),
@@ -228,7 +229,7 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
          if extra else "CAST(NULL AS JSON) AS extra"),
         "ankomst_ts", "ut_full", "ut_bare",
     ]
-    sql = (f"SELECT line_no, n_lines, n_fields, unclosed, overflow, line_text, {picked}{extras}, "
+    sql = (f"SELECT line_no, n_lines, n_fields, unclosed, overflow, row_hash, cpr_hmac, {picked}{extras}, "
            f"{sp.cpr_normalised(cpr)} AS _cpr_norm FROM {REC}")
     for items in layers:
         sql = f"SELECT *, {', '.join(items)} FROM ({sql})"
@@ -452,6 +453,8 @@ def prepare_er(
     The records' Arrow buffers (with the CPR numbers and the original lines) are read once,
     into the cells table, and unregistered before anything else runs.
     """
+    cpr = {c.lower(): i for c, i in positions.items()}.get(spec.cpr_column.lower())
+    records = records.hashed(key, cpr)
     records.register(con, REC)
     try:
         kept = kept_extra(con, extra)

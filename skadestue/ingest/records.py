@@ -19,13 +19,15 @@ ones much faster. Nothing here is written to a table: DuckDB reads the Arrow buf
 The records relation (:meth:`Records.register`) has per record: ``line_no`` (first physical
 line, header = 1), ``n_lines``, ``n_fields``, ``unclosed`` (ends inside a quoted field, only
 set for files read line by line after broken quoting), ``overflow`` (a non-blank field
-beyond the header), ``line_text`` (the original text, for the audit hash only) and
-``c0``..``c{header width - 1}`` (cells stripped, blank = null).
+beyond the header), ``row_hash`` and ``cpr_hmac`` (keyed hashes of the original text and of
+the CPR cell, see :meth:`Records.hashed`; null before) and ``c0``..``c{header width - 1}``
+(cells stripped, blank = null).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import logging
 import re
@@ -41,6 +43,8 @@ from skadestue.ingest.readers import (
     CsvFile, UnreadableFile, clean_cells, decode, read_csv_text, sniff_delimiter,
 )
 from skadestue.ingest.sql_parse import WHITESPACE, WS_CLASS, sql_literal, trimmed
+from skadestue.keyed_hash import hmac_hex
+from skadestue.pseudonym import normalise_cpr
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +77,38 @@ class Records:
     def width(self) -> int:
         return len(self.header)
 
+    def hashed(self, key: bytes, cpr: int | None) -> Records:
+        """The records with the keyed hashes (:func:`skadestue.keyed_hash.hmac_hex`) that the
+        ingest stores instead of texts: ``row_hash`` of every original line (the audit hash)
+        and ``cpr_hmac`` of cell ``c{cpr}`` stripped and normalised (the pseudonym, used where
+        the number is valid), where Arrow holds the cells (null for the lines DuckDB splits,
+        whose CPR is hashed in SQL). The view leaves the line text out (it is still read
+        to split lines and find cells to strip)."""
+
+        def add(table: pa.Table | None, cells: bool) -> pa.Table | None:
+            if table is None:
+                return None
+            out = table.append_column("row_hash", hmac_hex(table.column("line_text"), key))
+            if cells and cpr is not None and table.num_rows:
+                cell = normalise_cpr(pc.utf8_trim_whitespace(table.column(f"c{cpr}")))
+                out = out.append_column("cpr_hmac", hmac_hex(cell, key))
+            return out
+
+        return dataclasses.replace(
+            self, parsed=add(self.parsed, True), lines=add(self.lines, False), cells=add(self.cells, True),
+        )
+
     def register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Register the buffers and create the temp view ``name`` of the records."""
         con.register(f"{name}_parsed", _batched(self.parsed))
-        parts = [f"SELECT * FROM {name}_parsed"]
+        parts = [f"SELECT {_outputs(self.parsed, self.width)} FROM {name}_parsed"]
         if self.lines is not None:
             con.register(f"{name}_lines", self.lines)
-            parts.append(records_sql(f"{name}_lines", self.delimiter, self.width))
+            parts.append(records_sql(f"{name}_lines", self.delimiter, self.width, _hashes(self.lines)))
         if self.cells is not None:
             con.register(f"{name}_cells", self.cells)
-            parts.append(cells_sql(f"{name}_cells", self.delimiter, self.width))
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {' UNION ALL BY NAME '.join(parts)}")
+            parts.append(cells_sql(f"{name}_cells", self.delimiter, self.width, _hashes(self.cells)))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {' UNION ALL '.join(parts)}")
 
     def count(self, con: duckdb.DuckDBPyConnection) -> int:
         """The number of records."""
@@ -102,9 +127,22 @@ class Records:
                 pass
 
 
-def records_sql(lines: str, delimiter: str, width: int) -> str:
+def _hashes(table: pa.Table) -> str:
+    """SELECT items ``row_hash, cpr_hmac`` of a records part (NULL where not hashed)."""
+    names = table.column_names
+    return ", ".join(c if c in names else f"CAST(NULL AS VARCHAR) AS {c}" for c in ("row_hash", "cpr_hmac"))
+
+
+def _outputs(table: pa.Table, width: int) -> str:
+    """SELECT items of the records layout (module docstring) from a part already in it."""
+    cells = ", ".join(f"c{i}" for i in range(width))
+    return f"line_no, n_lines, n_fields, unclosed, overflow, {_hashes(table)}, {cells}"
+
+
+def records_sql(lines: str, delimiter: str, width: int, hashes: str) -> str:
     """SELECT of the records of the lines relation ``lines``: split on the delimiter (after
-    undoing simple quoting), cells stripped, blank lines dropped."""
+    undoing simple quoting), cells stripped, blank lines dropped; ``hashes``: the SELECT
+    items of :func:`_hashes`."""
     d = sql_literal(delimiter)
     padded = _padded(delimiter)
     unquoted = (
@@ -118,8 +156,8 @@ def records_sql(lines: str, delimiter: str, width: int) -> str:
     beyond = f"len(list_filter(p[{width + 1}:], x -> {trimmed('x')} IS NOT NULL)) > 0"
     return (
         f"SELECT line_no, 1 AS n_lines, len(p) AS n_fields, false AS unclosed, "
-        f"len(p) > {width} AND {beyond} AS overflow, line_text, {cells} "
-        f"FROM (SELECT line_no, line_text, quoted, {padded} AS padded, "
+        f"len(p) > {width} AND {beyond} AS overflow, {hashes}, {cells} "
+        f"FROM (SELECT *, {padded} AS padded, "
         f"CASE WHEN quoted THEN {unquoted} ELSE string_split(line_text, {d}) END AS p FROM {lines}) "
         f"WHERE len(p) > 1 OR {trimmed('p[1]')} IS NOT NULL"
     )
@@ -147,13 +185,13 @@ def _clean(cell: str) -> str:
     return f"CASE WHEN padded AND ({edge}) THEN {trimmed(cell)} ELSE nullif({cell}, '') END"
 
 
-def cells_sql(cells: str, delimiter: str, width: int) -> str:
+def cells_sql(cells: str, delimiter: str, width: int, hashes: str) -> str:
     """SELECT of the records of the relation ``cells`` (see :func:`_arrow_cells`): cells
-    stripped, blank -> NULL."""
+    stripped, blank -> NULL; ``hashes``: the SELECT items of :func:`_hashes`."""
     values = ", ".join(f"{_clean(f'c{i}')} AS c{i}" for i in range(width))
     return (
         f"SELECT line_no, 1 AS n_lines, {width} AS n_fields, false AS unclosed, false AS overflow, "
-        f"line_text, {values} FROM (SELECT *, {_padded(delimiter)} AS padded FROM {cells})"
+        f"{hashes}, {values} FROM (SELECT *, {_padded(delimiter)} AS padded FROM {cells})"
     )
 
 

@@ -1,0 +1,84 @@
+"""HMAC-SHA256 of many texts at once: the CPR pseudonyms and the audit hashes of raw rows.
+
+An ER delivery needs two HMACs per row. Python's ``hmac`` costs about 1.5 us per value and
+DuckDB's ``sha256`` (software SHA-256, twice per HMAC) about 1.8 us of CPU, together a third
+of the ingest's budget. DataFusion's ``sha256`` (Apache Arrow's query engine in Rust) runs
+on the Arrow buffers with the CPU's SHA instructions, on every core: about 0.2 us per value.
+
+The HMAC is composed from it as RFC 2104 defines it, ``H(K ^ opad || H(K ^ ipad || m))``;
+tests/test_keyed_hash.py checks it against Python's ``hmac`` value by value. The key's pads
+are literals of an in-memory plan, never SQL text, and a DataFusion error is re-raised
+without its message (which could quote the plan).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+
+import pyarrow as pa
+
+#: Rows per DataFusion partition at least: smaller inputs run as one (no thread hand-off).
+_MIN_PARTITION_ROWS = 50_000
+
+
+def pads(key: bytes) -> tuple[bytes, bytes]:
+    """The inner and outer HMAC-SHA256 pads of ``key`` (RFC 2104)."""
+    if not key:
+        raise ValueError("the HMAC needs a non-empty key")
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
+@functools.lru_cache(maxsize=1)
+def _context():
+    import datafusion
+
+    config = (
+        datafusion.SessionConfig()
+        .with_target_partitions(os.cpu_count() or 1)
+        # rows must come back in the order they went in: no redistribution between threads
+        .set("datafusion.optimizer.enable_round_robin_repartition", "false")
+    )
+    return datafusion.SessionContext(config)
+
+
+def _partitions(values: pa.ChunkedArray) -> list[list[pa.RecordBatch]]:
+    """Contiguous runs of ``values`` as binary record batches, one run per core."""
+    n = len(values)
+    parts = max(1, min(os.cpu_count() or 1, n // _MIN_PARTITION_ROWS))
+    size = -(-n // parts)
+    binary = values.cast(pa.binary()) if pa.types.is_string(values.type) else values.cast(pa.large_binary())
+    return [
+        [pa.record_batch([chunk], names=["v"]) for chunk in binary.slice(start, size).chunks]
+        for start in range(0, n, size)
+    ]
+
+
+def hmac_hex(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.ChunkedArray:
+    """Hex HMAC-SHA256 of the UTF-8 bytes of each text, keyed with ``key`` (=
+    ``hmac.new(key, text.encode(), sha256).hexdigest()``); null stays null."""
+    from datafusion import col, lit
+    from datafusion import functions as F
+
+    if isinstance(values, pa.Array):
+        values = pa.chunked_array([values], type=values.type)
+    if len(values) == 0:
+        return pa.chunked_array([], type=pa.string())
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        raise TypeError(f"hmac_hex hashes texts, not {values.type}")
+    ipad, opad = pads(key)
+    inner = F.sha256(F.concat(lit(pa.scalar(ipad, pa.binary())), col("v")))
+    digest = F.encode(F.sha256(F.concat(lit(pa.scalar(opad, pa.binary())), inner)), "hex")
+    hexed = F.when(col("v").is_null(), lit(pa.scalar(None, pa.string()))).otherwise(digest)
+    try:
+        frame = _context().create_dataframe(_partitions(values))
+        out = frame.select(hexed.alias("h")).collect_partitioned()
+    except Exception as error:  # its message could quote the plan, and the plan the pads
+        raise RuntimeError(f"HMAC-SHA256 failed in DataFusion ({type(error).__name__})") from None
+    chunks = [batch.column(0).cast(pa.string()) for part in out for batch in part]
+    result = pa.chunked_array(chunks, type=pa.string())
+    if len(result) != len(values):
+        raise RuntimeError(f"HMAC-SHA256: {len(result)} hashes for {len(values)} values")
+    return result
