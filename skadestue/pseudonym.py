@@ -74,8 +74,14 @@ def _century_year(yy: pd.Series, d7: pd.Series) -> pd.Series:
     return pd.Series(year, index=yy.index)
 
 
+#: The years a date may have: those pandas' nanosecond timestamps hold whole (outside them a
+#: date would wrap around silently); a date in another year is not read as a date.
+YEARS = (1678, 2261)
+
+
 def assemble_dates(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Series:
-    """Dates from numeric parts; NaT where a part is missing or the date does not exist.
+    """Dates from numeric parts; NaT where a part is missing, the date does not exist or its
+    year is outside :data:`YEARS`.
 
     Vectorised in numpy (month arithmetic on datetime64), no per-row parsing.
     """
@@ -83,7 +89,7 @@ def assemble_dates(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Seri
     m = np.asarray(month, dtype="float64")
     d = np.asarray(day, dtype="float64")
     ok = ~(np.isnan(y) | np.isnan(m) | np.isnan(d))
-    ok &= (y >= 1000) & (y <= 2999) & (m >= 1) & (m <= 12) & (d >= 1)
+    ok &= (y >= YEARS[0]) & (y <= YEARS[1]) & (m >= 1) & (m <= 12) & (d >= 1)
     months = np.where(ok, (y - 1970) * 12 + (m - 1), 0).astype("int64").astype("datetime64[M]")
     first = months.astype("datetime64[D]")
     length = ((months + 1).astype("datetime64[D]") - first).astype("int64")

@@ -141,7 +141,9 @@ def _sql_values(select: str, values: list, *layers: str) -> list:
 def test_sql_cpr_facts_equal_parse_cpr_and_pseudonymise():
     cprs = ["050387-1234", "0503871234", " 0503 871234", "0101004000", "2412994017", "3201871234",
             "010158-5000", "010158-4000", "0101366000", None, "12345", "abcdefghij", "290200-4000", "290201-4000",
-            "", "0503-871234", "050387--1234", "٠٥٠٣٨٧١٢٣٤", "3112999999", "0000000000", "311299 9999"]
+            "", "0503-871234", "050387--1234", "٠٥٠٣٨٧١٢٣٤", "3112999999", "0000000000", "311299 9999",
+            "+503871234", "-0503871234", "05038712345", "050387-12345", "05038-71234", "2902004000", "2902014000",
+            "311299-4999", "0503871234\n", "0503\t871234"]
     facts = sql_parse.cpr_facts("_n", "_p", "_b", functools.partial(sql_parse.hmac_hex, textual=True))
     got = _sql_values(
         ", ".join(facts[c] for c in ("cpr_status", "cpr_birth_date", "cpr_sex", "cpr_pseudonym")), cprs,
@@ -196,7 +198,10 @@ DATES = ["2024-03-05", "2024-03-05 14:32", "2024-03-05T14:32:00", "2024-03-05 14
          "31-02-2023", "29-02-2024", "29-02-2023", "2024-13-01", "2024-00-10", "00-01-2024", "2024-01-01 24:00",
          "2024-01-01 23:60", "2024-01-01 23:59:60", "2024-01-01 23:59:59", "1999-12-31 0:00", "0999-01-01",
          "3000-01-01", "2024/03/05", "14:32", "kl. 14", "kl 14.32", "1432", "7.5", "", None, " 2024-03-05 ",
-         "05-03-24", "abc", "2024-03-05 14", "٢٠٢٤-٠٣-٠٥", "10:61", "23:59:59", "9:05"]
+         "05-03-24", "abc", "2024-03-05 14", "٢٠٢٤-٠٣-٠٥", "10:61", "23:59:59", "9:05", "24:00", "00:00", "23:59",
+         "05-03-2024 14:60", "05-03-0999 10:00", "2999-12-31 23:59:59", "3000-01-01 00:00", "05-03-2024 23:59",
+         "1-1-2024", "2024-1-1", "29-02-2000", "29-02-1900 00:00", "2024-03-05 14:32:0", "+5-03-2024",
+         "1677-12-31", "1678-01-01 00:00", "31-12-2261 23:59", "2262-01-01 00:00:00", "01-01-2262"]
 
 
 def test_sql_dates_and_times_equal_parse_datetime_and_parse_time():
@@ -216,6 +221,9 @@ def test_sql_dates_and_times_equal_parse_datetime_and_parse_time():
     assert by_text["14:32"][1] == 14 * 3600 + 32 * 60 and by_text["05-03-2024 24:00"] == (None, None)
     assert by_text["31-02-2023"] == (None, None) and by_text["29-02-2024"][0] is not None
     assert by_text["2024-02-30 10:00:00"][0] is None and by_text["0999-01-01 00:00:00"][0] is None
+    # years pandas' nanosecond timestamps cannot hold are no dates (they used to wrap around)
+    assert by_text["2999-12-31 23:59:59"] == (None, None) and by_text["2262-01-01 00:00:00"][0] is None
+    assert by_text["31-12-2261 23:59"][0] == pd.Timestamp("2261-12-31 23:59").to_pydatetime()
     # the same through the ingest's layers, where strptime reads the common exact formats first
     layered = _sql_values("_d, _t", DATES, *[", ".join(a + b) for a, b in itertools.zip_longest(
         sql_parse.datetime_layers("trim(t)", "_d"), sql_parse.time_layers("trim(t)", "_t"), fillvalue=[])])
@@ -224,6 +232,11 @@ def test_sql_dates_and_times_equal_parse_datetime_and_parse_time():
                .replace("%M", "32").replace("%S", "07") for f in sql_parse.FAST_DATETIME_FORMATS]
     assert len(formats) == 4
     assert set(formats) <= set(DATES)  # every fast format is among the cases above
+    # a bare time is parsed only where the text is no date and time
+    layers = [", ".join(a + b) for a, b in itertools.zip_longest(
+        sql_parse.datetime_layers("trim(t)", "_d"),
+        [[]] * 4 + sql_parse.time_layers("trim(t)", "_t", unless="_d"), fillvalue=[])]
+    assert _sql_values("_d, _t", DATES, *layers) == [(d, None if d is not None else t) for d, t in want]
 
 
 def test_no_table_holds_a_cpr_number_or_the_narrative():

@@ -209,8 +209,10 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         [*scrubbed, f"{sp.cpr_parts('_cpr_norm')} AS _cpr_parts"],
         [f"{sp.cpr_birth_date('_cpr_parts')} AS _cpr_birth"],
     ]
-    for parsed in (sp.datetime_layers("ankomst", "ankomst_ts"), sp.datetime_layers("ulykke_tid", "ut_full"),
-                   sp.time_layers("ulykke_tid", "ut_bare")):
+    stamps = sp.datetime_layers("ulykke_tid", "ut_full")
+    # a bare time only counts where ulykke_tid is not a date and time: parsed after those
+    bare = [[]] * len(stamps) + sp.time_layers("ulykke_tid", "ut_bare", unless="ut_full")
+    for parsed in (sp.datetime_layers("ankomst", "ankomst_ts"), stamps, bare):
         for depth, items in enumerate(parsed):
             if depth == len(layers):
                 layers.append([])

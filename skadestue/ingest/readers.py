@@ -189,9 +189,11 @@ def read_csv_text(text: str, *, encoding: str) -> CsvFile:
     )
 
 
-def clean_cells(values) -> pa.Array:
+def clean_cells(values) -> pa.Array | pa.ChunkedArray:
     """Cell texts stripped of surrounding whitespace (as str.strip()), blank -> null."""
-    arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(values, type=pa.string())
+    arr = pc.utf8_trim_whitespace(values)
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 

@@ -69,7 +69,7 @@ class Records:
     #: Records parsed by the csv module, already in the records layout (see module docstring).
     parsed: pa.Table
     warning: str | None = None
-    #: Lines split by Arrow's CSV reader (``line_no``, ``line_text``, ``c0``.. unstripped),
+    #: Lines split by Arrow's CSV reader (``line_no``, ``line_text``, ``c0``.. stripped),
     #: the usual case (see :func:`_arrow_cells`); None when it was not used.
     cells: pa.Table | None = None
 
@@ -80,7 +80,7 @@ class Records:
     def hashed(self, key: bytes, cpr: int | None) -> Records:
         """The records with the keyed hashes (:func:`skadestue.keyed_hash.hmac_hex`) that the
         ingest stores instead of texts: ``row_hash`` of every original line (the audit hash)
-        and ``cpr_hmac`` of cell ``c{cpr}`` stripped and normalised (the pseudonym, used where
+        and ``cpr_hmac`` of cell ``c{cpr}`` normalised (the pseudonym, used where
         the number is valid), where Arrow holds the cells (null for the lines DuckDB splits,
         whose CPR is hashed in SQL). The view leaves the line text out (it is still read
         to split lines and find cells to strip)."""
@@ -90,7 +90,7 @@ class Records:
                 return None
             out = table.append_column("row_hash", hmac_hex(table.column("line_text"), key))
             if cells and cpr is not None and table.num_rows:
-                cell = normalise_cpr(pc.utf8_trim_whitespace(table.column(f"c{cpr}")))
+                cell = normalise_cpr(table.column(f"c{cpr}"))  # a stripped cell
                 out = out.append_column("cpr_hmac", hmac_hex(cell, key))
             return out
 
@@ -107,7 +107,7 @@ class Records:
             parts.append(records_sql(f"{name}_lines", self.delimiter, self.width, _hashes(self.lines)))
         if self.cells is not None:
             con.register(f"{name}_cells", self.cells)
-            parts.append(cells_sql(f"{name}_cells", self.delimiter, self.width, _hashes(self.cells)))
+            parts.append(cells_sql(f"{name}_cells", self.width, _hashes(self.cells)))
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {' UNION ALL '.join(parts)}")
 
     def count(self, con: duckdb.DuckDBPyConnection) -> int:
@@ -185,13 +185,13 @@ def _clean(cell: str) -> str:
     return f"CASE WHEN padded AND ({edge}) THEN {trimmed(cell)} ELSE nullif({cell}, '') END"
 
 
-def cells_sql(cells: str, delimiter: str, width: int, hashes: str) -> str:
-    """SELECT of the records of the relation ``cells`` (see :func:`_arrow_cells`): cells
-    stripped, blank -> NULL; ``hashes``: the SELECT items of :func:`_hashes`."""
-    values = ", ".join(f"{_clean(f'c{i}')} AS c{i}" for i in range(width))
+def cells_sql(cells: str, width: int, hashes: str) -> str:
+    """SELECT of the records of the relation ``cells`` (see :func:`_arrow_cells`, which has
+    stripped them); ``hashes``: the SELECT items of :func:`_hashes`."""
+    values = ", ".join(f"c{i}" for i in range(width))
     return (
         f"SELECT line_no, 1 AS n_lines, {width} AS n_fields, false AS unclosed, false AS overflow, "
-        f"{hashes}, {values} FROM (SELECT *, {_padded(delimiter)} AS padded FROM {cells})"
+        f"{hashes}, {values} FROM {cells}"
     )
 
 
@@ -338,7 +338,8 @@ def _arrow_cells(raw: bytes, ends: np.ndarray, split: pa.Table, delimiter: str, 
     rows would not be the csv module's: a line without a quote character, or with quotes
     that all enclose whole fields, reads the same in both; a blank line is no record (it is
     left out here); and a line whose field count is not the header's makes the reader drop
-    it, in which case the file is left to the SQL split (which reports such lines)."""
+    it, in which case the file is left to the SQL split (which reports such lines). Cells
+    are stripped in Arrow (:func:`skadestue.ingest.readers.clean_cells`), blank -> null."""
     n = split.num_rows
     if n == 0:
         return None
@@ -379,7 +380,8 @@ def _arrow_cells(raw: bytes, ends: np.ndarray, split: pa.Table, delimiter: str, 
     if invalid or table.num_rows != kept.num_rows:
         log.info("%d lines do not have the header's %d fields: split in SQL", len(invalid), width)
         return None
-    return table.add_column(0, "line_no", kept.column("line_no")).add_column(1, "line_text", kept.column("line_text"))
+    cells = {name: clean_cells(table.column(name)) for name in names}
+    return pa.table({"line_no": kept.column("line_no"), "line_text": kept.column("line_text"), **cells})
 
 
 def _from_csv_file(csv_file: CsvFile) -> pa.Table:

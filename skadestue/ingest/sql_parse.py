@@ -15,7 +15,7 @@ from typing import Callable
 import duckdb
 
 from skadestue.ingest.parse import _DK_RE, _ISO_RE, _TIME_RE
-from skadestue.pseudonym import _CPR_FULL_RE
+from skadestue.pseudonym import YEARS
 
 #: The characters str.strip() and Arrow's utf8_trim_whitespace remove (the same set).
 WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
@@ -94,11 +94,12 @@ def _num(part: str) -> str:
 
 
 def valid_date(y: str, m: str, d: str) -> str:
-    """DATE of numeric parts, NULL where a part is missing or the date does not exist
-    (years 1000-2999, as pseudonym.assemble_dates)."""
+    """DATE of numeric parts, NULL where a part is missing or the date does not exist (years
+    in ``pseudonym.YEARS``, as pseudonym.assemble_dates)."""
+    low, high = YEARS
     month = f"least(greatest(coalesce({m}, 1), 1), 12)"
-    year = f"least(greatest(coalesce({y}, 2000), 1000), 2999)"
-    ok = (f"{y} BETWEEN 1000 AND 2999 AND {m} BETWEEN 1 AND 12 AND {d} >= 1 "
+    year = f"least(greatest(coalesce({y}, 2000), {low}), {high})"
+    ok = (f"{y} BETWEEN {low} AND {high} AND {m} BETWEEN 1 AND 12 AND {d} >= 1 "
           f"AND {d} <= day(last_day(make_date({year}, {month}, 1)))")
     return f"CASE WHEN {ok} THEN make_date({y}, {m}, {d}) END"
 
@@ -115,15 +116,20 @@ def datetime_value(iso: str, dk: str) -> str:
     )
 
 
-#: Formats read by strptime first, each with the shape (length, position and character of
-#: the first separator) that picks it; a value counts only when it is the format's exact
-#: zero-padded round trip, which the regexes read the same way (the rest go to the regexes).
-FAST_DATETIME_FORMATS = {
-    "%d-%m-%Y %H:%M": (16, 3, "-"),
-    "%Y-%m-%d %H:%M:%S": (19, 5, "-"),
-    "%Y-%m-%d %H:%M": (16, 5, "-"),
-    "%d-%m-%Y": (10, 3, "-"),
-}
+def _glob(fmt: str) -> str:
+    """GLOB of the exact zero-padded text of a strptime format (digits where a field is)."""
+    widths = {"%Y": 4, "%m": 2, "%d": 2, "%H": 2, "%M": 2, "%S": 2}
+    for code, width in widths.items():
+        fmt = fmt.replace(code, "[0-9]" * width)
+    return fmt
+
+
+#: Formats read by strptime first. A text of a format's exact zero-padded shape (its GLOB)
+#: reads the same through strptime as through the regexes: strptime rejects what they
+#: reject (24:00, minute 60, 30 February), and years outside pseudonym.YEARS go to the regexes.
+FAST_DATETIME_FORMATS = ("%d-%m-%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d-%m-%Y")
+#: The shortest text the date regexes read (``1-1-2024``, ``2024-1-1``).
+_MIN_DATE_CHARS = 8
 
 
 def datetime_layers(text: str, name: str) -> list[list[str]]:
@@ -131,30 +137,28 @@ def datetime_layers(text: str, name: str) -> list[list[str]]:
     of :func:`skadestue.ingest.parse.parse_datetime`: the common exact formats by one
     strptime chosen by the text's shape (cheap), the rest by the two regexes (computed only
     for those rows)."""
-    formats = list(FAST_DATETIME_FORMATS.items())
-    shape = [f"length({text}) = {n} AND substr({text}, {at}, 1) = '{sep}'" for _, (n, at, sep) in formats]
-    kind = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, cond in enumerate(shape)) + " END"
-    parsed = "CASE " + " ".join(f"WHEN {cond} THEN try_strptime({text}, '{f}')"
-                                for cond, (f, _) in zip(shape, formats)) + " END"
-    exact = "CASE " + " ".join(f"WHEN _{name}_k = {i} THEN strftime(_{name}_f, '{f}') = {text}"
-                               for i, (f, _) in enumerate(formats)) + " END"
-    fast = f"CASE WHEN {exact} AND year(_{name}_f) BETWEEN 1000 AND 2999 THEN _{name}_f END"
+    parsed = "CASE " + " ".join(f"WHEN {text} GLOB '{_glob(f)}' THEN try_strptime({text}, '{f}')"
+                                for f in FAST_DATETIME_FORMATS) + " END"
+    fast = f"CASE WHEN year(_{name}_f) BETWEEN {YEARS[0]} AND {YEARS[1]} THEN _{name}_f END"
     iso, dk = datetime_parts(text)
-    slow = [f"CASE WHEN _{name}_fast IS NULL THEN {iso} END AS _{name}_iso",
-            f"CASE WHEN _{name}_fast IS NULL THEN {dk} END AS _{name}_dk"]
+    slow = f"_{name}_fast IS NULL AND length({text}) >= {_MIN_DATE_CHARS}"
     value = f"coalesce(_{name}_fast, {datetime_value(f'_{name}_iso', f'_{name}_dk')}) AS {name}"
-    return [[f"{kind} AS _{name}_k", f"{parsed} AS _{name}_f"], [f"{fast} AS _{name}_fast"], slow, [value]]
+    return [[f"{parsed} AS _{name}_f"], [f"{fast} AS _{name}_fast"],
+            [f"CASE WHEN {slow} THEN {iso} END AS _{name}_iso", f"CASE WHEN {slow} THEN {dk} END AS _{name}_dk"],
+            [value]]
 
 
-def time_layers(text: str, name: str) -> list[list[str]]:
+def time_layers(text: str, name: str, unless: str | None = None) -> list[list[str]]:
     """As :func:`datetime_layers`, for the seconds since midnight (DOUBLE) of
-    :func:`skadestue.ingest.parse.parse_time`; ``HH:MM`` by strptime."""
-    fast = f"CASE WHEN length({text}) = 5 AND substr({text}, 3, 1) = ':' THEN try_strptime({text}, '%H:%M') END"
-    pick = (f"CASE WHEN strftime(_{name}_f, '%H:%M') = {text} "
-            f"THEN CAST(hour(_{name}_f) * 3600 + minute(_{name}_f) * 60 AS DOUBLE) END AS _{name}_fast")
-    slow = f"CASE WHEN _{name}_fast IS NULL THEN {time_parts(text)} END AS _{name}_parts"
+    :func:`skadestue.ingest.parse.parse_time`; ``HH:MM`` by arithmetic. With ``unless`` (a
+    column the layers before have computed), only where that is NULL (else NULL)."""
+    when = f"{unless} IS NULL AND " if unless else ""
+    hh, mi = f"CAST(substr({text}, 1, 2) AS INTEGER)", f"CAST(substr({text}, 4, 2) AS INTEGER)"
+    fast = (f"CASE WHEN {when}{text} GLOB '[0-9][0-9]:[0-5][0-9]' AND {hh} < 24 "
+            f"THEN CAST({hh} * 3600 + {mi} * 60 AS DOUBLE) END")
+    slow = f"CASE WHEN {when}_{name}_fast IS NULL THEN {time_parts(text)} END AS _{name}_parts"
     value = f"coalesce(_{name}_fast, {time_seconds(f'_{name}_parts')}) AS {name}"
-    return [[f"{fast} AS _{name}_f"], [pick], [slow], [value]]
+    return [[f"{fast} AS _{name}_fast"], [slow], [value]]
 
 
 def time_parts(text: str) -> str:
@@ -177,27 +181,41 @@ def time_seconds(parts: str) -> str:
 
 
 def cpr_normalised(text: str) -> str:
-    """The CPR text without whitespace and without the '-' after the 6th digit."""
+    """The CPR text without whitespace and without the '-' after the 6th digit (the usual
+    shapes by GLOB, the rest by regex)."""
     return (
-        f"regexp_replace(regexp_replace({text}, '\\s+', '', 'g'), '^(\\d{{6}})-(\\d{{4}})$', '\\1\\2')"
+        f"CASE WHEN {text} GLOB '{_DIGITS10}' THEN {text} "
+        f"WHEN {text} GLOB '{_DIGITS6}-{_DIGITS4}' THEN substr({text}, 1, 6) || substr({text}, 8, 4) "
+        f"ELSE regexp_replace(regexp_replace({text}, '\\s+', '', 'g'), '^(\\d{{6}})-(\\d{{4}})$', '\\1\\2') END"
     )
 
 
+_DIGITS4 = "[0-9]" * 4
+_DIGITS6 = "[0-9]" * 6
+_DIGITS10 = "[0-9]" * 10
+
+
 def cpr_parts(norm: str) -> str:
-    """Struct of the digit groups of a normalised CPR (all '' when it is not 10 digits)."""
-    return f"regexp_extract({norm}, {sql_literal(_CPR_FULL_RE)}, ['dd', 'mm', 'yy', 'd7', 'x', 'd10'])"
+    """A normalised CPR as a number (BIGINT; NULL unless 10 ASCII digits, as
+    ``pseudonym._CPR_FULL_RE``), for :func:`cpr_digits`."""
+    return f"CASE WHEN {norm} GLOB '{_DIGITS10}' THEN CAST({norm} AS BIGINT) END"
+
+
+def cpr_digits(parts: str, first: int, count: int) -> str:
+    """Digits ``first`` (1-based) .. ``first + count - 1`` of the number of :func:`cpr_parts`."""
+    return f"(({parts} // {10 ** (10 - first - count + 1)}) % {10 ** count})"
 
 
 def cpr_birth_date(parts: str) -> str:
     """Birth date by the century rule of the 7th digit (cpr.dk); NULL unless a real date."""
-    yy, d7 = _num(f"{parts}.yy"), _num(f"{parts}.d7")
+    yy, d7 = cpr_digits(parts, 5, 2), cpr_digits(parts, 7, 1)
     year = (
         f"CASE WHEN {d7} <= 3 THEN 1900 + {yy} "
         f"WHEN {d7} IN (4, 9) AND {yy} <= 36 THEN 2000 + {yy} WHEN {d7} IN (4, 9) THEN 1900 + {yy} "
         f"WHEN {d7} BETWEEN 5 AND 8 AND {yy} <= 57 THEN 2000 + {yy} "
         f"WHEN {d7} BETWEEN 5 AND 8 THEN 1800 + {yy} END"
     )
-    return valid_date(f"({year})", _num(f"{parts}.mm"), _num(f"{parts}.dd"))
+    return valid_date(f"({year})", cpr_digits(parts, 3, 2), cpr_digits(parts, 1, 2))
 
 
 def cpr_facts(norm: str, parts: str, birth: str, hmac_sql: Callable[[str], str]) -> dict[str, str]:
@@ -209,6 +227,6 @@ def cpr_facts(norm: str, parts: str, birth: str, hmac_sql: Callable[[str], str])
         "cpr_status": (f"CASE WHEN {norm} IS NULL OR {norm} = '' THEN 'missing' "
                        f"WHEN {valid} THEN 'valid' ELSE 'invalid' END"),
         "cpr_birth_date": birth,
-        "cpr_sex": f"CASE WHEN {valid} THEN (CASE WHEN {_num(f'{parts}.d10')} % 2 = 1 THEN 'M' ELSE 'K' END) END",
+        "cpr_sex": f"CASE WHEN {valid} THEN (CASE WHEN {parts} % 2 = 1 THEN 'M' ELSE 'K' END) END",
         "cpr_pseudonym": f"CASE WHEN {valid} THEN {hmac_sql(norm)} END",
     }
