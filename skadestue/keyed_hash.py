@@ -33,6 +33,11 @@ def pads(key: bytes) -> tuple[bytes, bytes]:
 
 @functools.lru_cache(maxsize=1)
 def _context():
+    """DataFusion's session (loaded on first use) that keeps rows in order."""
+    # DataFusion's allocator (mimalloc) would keep the memory of every batch it hashed; with
+    # no purge delay it gives it back at once (for the inserts and the core build that
+    # follow). mimalloc reads it when the library loads, so before the first import.
+    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
     import datafusion
 
     config = (
@@ -59,6 +64,7 @@ def _partitions(values: pa.ChunkedArray) -> list[list[pa.RecordBatch]]:
 def hmac_hex(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.ChunkedArray:
     """Hex HMAC-SHA256 of the UTF-8 bytes of each text, keyed with ``key`` (=
     ``hmac.new(key, text.encode(), sha256).hexdigest()``); null stays null."""
+    context = _context()
     from datafusion import col, lit
     from datafusion import functions as F
 
@@ -73,7 +79,7 @@ def hmac_hex(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.ChunkedArray:
     digest = F.encode(F.sha256(F.concat(lit(pa.scalar(opad, pa.binary())), inner)), "hex")
     hexed = F.when(col("v").is_null(), lit(pa.scalar(None, pa.string()))).otherwise(digest)
     try:
-        frame = _context().create_dataframe(_partitions(values))
+        frame = context.create_dataframe(_partitions(values))
         out = frame.select(hexed.alias("h")).collect_partitioned()
     except Exception as error:  # its message could quote the plan, and the plan the pads
         raise RuntimeError(f"HMAC-SHA256 failed in DataFusion ({type(error).__name__})") from None

@@ -56,7 +56,8 @@ FILES = {
 def _records(data: bytes, cpr: int | None = None):
     """read_records, and its records (hashed, ``cpr``: the CPR cell's position) as DuckDB
     gives them (by line)."""
-    rec = read_records(data).hashed(KEY, cpr)
+    rec = read_records(data)
+    rec.add_hashes(KEY, cpr)
     con = duckdb.connect()
     rec.register(con, "r")
     got = con.execute("SELECT * FROM r ORDER BY line_no").df()

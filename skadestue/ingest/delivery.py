@@ -627,6 +627,7 @@ def load_file_sql(
         er_sql.insertion_order(con, False)
         prepared = er_sql.prepare_er(con, records, spec, cols.positions, cols.extra, settings, key)
         del records  # the original lines and cells (with the CPR numbers) are not needed any more
+        pa.default_memory_pool().release_unused()  # give their memory back for the inserts and core
         result.rows_read = prepared.rows_read
         result.rows_quarantined = prepared.rows_quarantined
         result.rows_loaded = prepared.rows_read - prepared.rows_quarantined

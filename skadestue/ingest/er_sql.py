@@ -456,7 +456,7 @@ def prepare_er(
     into the cells table, and unregistered before anything else runs.
     """
     cpr = {c.lower(): i for c, i in positions.items()}.get(spec.cpr_column.lower())
-    records = records.hashed(key, cpr)
+    records.add_hashes(key, cpr)
     records.register(con, REC)
     try:
         kept = kept_extra(con, extra)

@@ -20,14 +20,13 @@ The records relation (:meth:`Records.register`) has per record: ``line_no`` (fir
 line, header = 1), ``n_lines``, ``n_fields``, ``unclosed`` (ends inside a quoted field, only
 set for files read line by line after broken quoting), ``overflow`` (a non-blank field
 beyond the header), ``row_hash`` and ``cpr_hmac`` (keyed hashes of the original text and of
-the CPR cell, see :meth:`Records.hashed`; null before) and ``c0``..``c{header width - 1}``
+the CPR cell, see :meth:`Records.add_hashes`; null before) and ``c0``..``c{header width - 1}``
 (cells stripped, blank = null).
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import itertools
 import logging
 import re
@@ -77,26 +76,24 @@ class Records:
     def width(self) -> int:
         return len(self.header)
 
-    def hashed(self, key: bytes, cpr: int | None) -> Records:
-        """The records with the keyed hashes (:func:`skadestue.keyed_hash.hmac_hex`) that the
-        ingest stores instead of texts: ``row_hash`` of every original line (the audit hash)
-        and ``cpr_hmac`` of cell ``c{cpr}`` normalised (the pseudonym, used where
-        the number is valid), where Arrow holds the cells (null for the lines DuckDB splits,
-        whose CPR is hashed in SQL). The view leaves the line text out (it is still read
-        to split lines and find cells to strip)."""
+    def add_hashes(self, key: bytes, cpr: int | None) -> None:
+        """Add the keyed hashes (:func:`skadestue.keyed_hash.hmac_hex`) that the ingest
+        stores instead of texts: ``row_hash`` of every original line (the audit hash) and
+        ``cpr_hmac`` of cell ``c{cpr}`` normalised (the pseudonym, used where the number is
+        valid), where Arrow holds the cells (null for the lines DuckDB splits, whose CPR is
+        hashed in SQL). The line texts are dropped, and their memory freed, but where DuckDB
+        still splits them (the view never shows them). Once per records."""
 
         def add(table: pa.Table | None, cells: bool) -> pa.Table | None:
-            if table is None:
-                return None
+            if table is None or "row_hash" in table.column_names:
+                return table
             out = table.append_column("row_hash", hmac_hex(table.column("line_text"), key))
             if cells and cpr is not None and table.num_rows:
                 cell = normalise_cpr(table.column(f"c{cpr}"))  # a stripped cell
                 out = out.append_column("cpr_hmac", hmac_hex(cell, key))
-            return out
+            return out.drop_columns(["line_text"]) if cells else out
 
-        return dataclasses.replace(
-            self, parsed=add(self.parsed, True), lines=add(self.lines, False), cells=add(self.cells, True),
-        )
+        self.parsed, self.lines, self.cells = add(self.parsed, True), add(self.lines, False), add(self.cells, True)
 
     def register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Register the buffers and create the temp view ``name`` of the records."""
@@ -380,7 +377,10 @@ def _arrow_cells(raw: bytes, ends: np.ndarray, split: pa.Table, delimiter: str, 
     if invalid or table.num_rows != kept.num_rows:
         log.info("%d lines do not have the header's %d fields: split in SQL", len(invalid), width)
         return None
-    cells = {name: clean_cells(table.column(name)) for name in names}
+    cells = {}
+    for name in names:  # column by column, each raw column freed once cleaned (peak memory)
+        cells[name] = clean_cells(table.column(name))
+        table = table.drop_columns([name])
     return pa.table({"line_no": kept.column("line_no"), "line_text": kept.column("line_text"), **cells})
 
 
