@@ -182,8 +182,11 @@ def redact_cpr(text: str | None, *, phones: bool = True) -> str | None:
 #: Arrow pre-filter: the Python regexes run only on the few candidate values).
 _CPR_CANDIDATE = r"\d{6}[-\s]?\d{4}"
 _PHONE_CANDIDATE = r"\d{8}|\d{2}[ -]\d{2}[ -]\d{2}[ -]\d{2}|\d{4}[ -]\d{4}"
+#: A role word of NAME_AFTER_ROLE_RE at the start of a word (RE2's ``\b`` is ASCII: a letter
+#: such as "æ" before it still counts as a boundary, so the candidates stay a superset),
+#: not inside one ("Æblehaven", "Havnevej").
 _NAME_CANDIDATE = (
-    r"(?i)(vidne|pt|patient|fører|passager|cyklist|fodgænger|mor|far|ven|pårørende|navn|kontakt)"
+    r"(?i)\b(vidne|pt|patient|fører|passager|cyklist|fodgænger|mor|far|ven|pårørende|navn|kontakt)"
 )
 
 

@@ -138,6 +138,25 @@ def test_free_text_names_after_a_role_word_are_redacted_streets_are_not():
     ]
 
 
+def test_every_text_the_name_rule_changes_is_a_candidate():
+    """The RE2 pre-filter of the free-text rules keeps every text the Python rules change."""
+    from skadestue.pseudonym import _NAME_CANDIDATE, _redact_names, _candidates
+
+    texts = [
+        "vidne Jens Hansen", "Vidnet: Ole", "ved navn Bo Ek", "éven Ole", "xvidne Ole", "1vidne Ole", "_vidne Ole",
+        "(pt. Mette Olsen)", "PATIENTEN Karen", "kontaktperson Lis", "veninde Anna", "mor: Eva", "far,Per",
+        "pårørende Åse", "Fører Ærø Hansen", "fodgængeren Ib", "Æblehaven 4", "Havnevej 2", "Farum", "krydset Mosevej",
+        "cyklisten\tOle", "passageren\nOle", "ved Vidne-stien", "ønavn Kaj", "ærmor Eva",
+    ]
+    series = pd.Series(texts, dtype="object")
+    changed = [t != _redact_names(t) for t in texts]
+    candidate = _candidates(series, _NAME_CANDIDATE)
+    assert sum(changed) == 14
+    assert all(c for c, ch in zip(candidate, changed) if ch), [t for t, c, ch in zip(texts, candidate, changed) if ch and not c]
+    # street names with a role word inside a word are no candidates any more
+    assert not any(candidate[texts.index(t)] for t in ("Æblehaven 4", "Havnevej 2", "krydset Mosevej"))
+
+
 def test_dates_that_do_not_exist_are_invalid_cprs():
     out = parse_cpr(pd.Series(["2902484391", "2902494391", "3104871234", "0000001234", "3112991234"]))
     assert out["status"].tolist() == ["valid", "invalid", "invalid", "invalid", "valid"]
