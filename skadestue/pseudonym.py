@@ -39,7 +39,6 @@ CPR_MASK = "[CPR]"
 PHONE_MASK = "[TLF]"
 NAME_MASK = "[NAVN]"
 
-_CPR_FULL_RE = r"^(\d{2})(\d{2})(\d{2})(\d)(\d{2})(\d)$"
 _CPR_NAMED_RE = r"^(?P<dd>\d{2})(?P<mm>\d{2})(?P<yy>\d{2})(?P<d7>\d)\d{2}(?P<d10>\d)$"
 
 

@@ -148,7 +148,7 @@ def test_sql_cpr_facts_equal_parse_cpr_and_pseudonymise():
     facts = sql_parse.cpr_facts("_n", "_p", "_b", functools.partial(sql_parse.hmac_hex, textual=True))
     got = _sql_values(
         ", ".join(facts[c] for c in ("cpr_status", "cpr_birth_date", "cpr_sex", "cpr_pseudonym")), cprs,
-        f"{sql_parse.cpr_normalised('t')} AS _n", f"{sql_parse.cpr_parts('_n')} AS _p",
+        f"{sql_parse.cpr_normalised('t')} AS _n", f"{sql_parse.cpr_number('_n')} AS _p",
         f"{sql_parse.cpr_birth_date('_p')} AS _b")
     ref = parse_cpr(pd.Series(cprs, dtype="object"))
     pseudo = pseudonymise(pd.Series(cprs, dtype="object"), KEY)

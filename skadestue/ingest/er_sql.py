@@ -204,10 +204,10 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         scrubbed.append(f"{fix} AS _s_{c}")
     scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
     # the CPR's keyed hash comes with the records, but for lines DuckDB split (hashed here)
-    facts = sp.cpr_facts("_cpr_norm", "_cpr_parts", "_cpr_birth", lambda norm: f"coalesce(cpr_hmac, {hmac_sql(norm)})")
+    facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth", lambda norm: f"coalesce(cpr_hmac, {hmac_sql(norm)})")
     layers = [
-        [*scrubbed, f"{sp.cpr_parts('_cpr_norm')} AS _cpr_parts"],
-        [f"{sp.cpr_birth_date('_cpr_parts')} AS _cpr_birth"],
+        [*scrubbed, f"{sp.cpr_number('_cpr_norm')} AS _cpr_num"],
+        [f"{sp.cpr_birth_date('_cpr_num')} AS _cpr_birth"],
     ]
     stamps = sp.datetime_layers("ulykke_tid", "ut_full")
     # a bare time only counts where ulykke_tid is not a date and time: parsed after those

@@ -180,6 +180,11 @@ def time_seconds(parts: str) -> str:
 # --------------------------------------------------------------------------- CPR
 
 
+_DIGITS4 = "[0-9]" * 4
+_DIGITS6 = "[0-9]" * 6
+_DIGITS10 = "[0-9]" * 10
+
+
 def cpr_normalised(text: str) -> str:
     """The CPR text without whitespace and without the '-' after the 6th digit (the usual
     shapes by GLOB, the rest by regex)."""
@@ -190,43 +195,38 @@ def cpr_normalised(text: str) -> str:
     )
 
 
-_DIGITS4 = "[0-9]" * 4
-_DIGITS6 = "[0-9]" * 6
-_DIGITS10 = "[0-9]" * 10
-
-
-def cpr_parts(norm: str) -> str:
+def cpr_number(norm: str) -> str:
     """A normalised CPR as a number (BIGINT; NULL unless 10 ASCII digits, as
-    ``pseudonym._CPR_FULL_RE``), for :func:`cpr_digits`."""
+    ``pseudonym._CPR_NAMED_RE``), for :func:`cpr_digits`."""
     return f"CASE WHEN {norm} GLOB '{_DIGITS10}' THEN CAST({norm} AS BIGINT) END"
 
 
-def cpr_digits(parts: str, first: int, count: int) -> str:
-    """Digits ``first`` (1-based) .. ``first + count - 1`` of the number of :func:`cpr_parts`."""
-    return f"(({parts} // {10 ** (10 - first - count + 1)}) % {10 ** count})"
+def cpr_digits(number: str, first: int, count: int) -> str:
+    """Digits ``first`` (1-based) .. ``first + count - 1`` of the number of :func:`cpr_number`."""
+    return f"(({number} // {10 ** (10 - first - count + 1)}) % {10 ** count})"
 
 
-def cpr_birth_date(parts: str) -> str:
+def cpr_birth_date(number: str) -> str:
     """Birth date by the century rule of the 7th digit (cpr.dk); NULL unless a real date."""
-    yy, d7 = cpr_digits(parts, 5, 2), cpr_digits(parts, 7, 1)
+    yy, d7 = cpr_digits(number, 5, 2), cpr_digits(number, 7, 1)
     year = (
         f"CASE WHEN {d7} <= 3 THEN 1900 + {yy} "
         f"WHEN {d7} IN (4, 9) AND {yy} <= 36 THEN 2000 + {yy} WHEN {d7} IN (4, 9) THEN 1900 + {yy} "
         f"WHEN {d7} BETWEEN 5 AND 8 AND {yy} <= 57 THEN 2000 + {yy} "
         f"WHEN {d7} BETWEEN 5 AND 8 THEN 1800 + {yy} END"
     )
-    return valid_date(f"({year})", cpr_digits(parts, 3, 2), cpr_digits(parts, 1, 2))
+    return valid_date(f"({year})", cpr_digits(number, 3, 2), cpr_digits(number, 1, 2))
 
 
-def cpr_facts(norm: str, parts: str, birth: str, hmac_sql: Callable[[str], str]) -> dict[str, str]:
+def cpr_facts(norm: str, number: str, birth: str, hmac_sql: Callable[[str], str]) -> dict[str, str]:
     """status / sex / pseudonym expressions (as pseudonym.parse_cpr and pseudonymise) from the
-    normalised text, its parts and its birth date (computed in inner SELECTs); ``hmac_sql``
+    normalised text, its number and its birth date (computed in inner SELECTs); ``hmac_sql``
     is what :func:`set_hmac_key` returned."""
     valid = f"({birth} IS NOT NULL)"
     return {
         "cpr_status": (f"CASE WHEN {norm} IS NULL OR {norm} = '' THEN 'missing' "
                        f"WHEN {valid} THEN 'valid' ELSE 'invalid' END"),
         "cpr_birth_date": birth,
-        "cpr_sex": f"CASE WHEN {valid} THEN (CASE WHEN {parts} % 2 = 1 THEN 'M' ELSE 'K' END) END",
+        "cpr_sex": f"CASE WHEN {valid} THEN (CASE WHEN {number} % 2 = 1 THEN 'M' ELSE 'K' END) END",
         "cpr_pseudonym": f"CASE WHEN {valid} THEN {hmac_sql(norm)} END",
     }
