@@ -61,30 +61,42 @@ def _partitions(values: pa.ChunkedArray) -> list[list[pa.RecordBatch]]:
     ]
 
 
+def hmac_digest(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.ChunkedArray:
+    """HMAC-SHA256 of the UTF-8 bytes of each text, keyed with ``key``, as 32-byte binary
+    digests (= ``hmac.new(key, text.encode(), sha256).digest()``); null stays null."""
+    return _hmac(values, key, hexed=False)
+
+
 def hmac_hex(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.ChunkedArray:
-    """Hex HMAC-SHA256 of the UTF-8 bytes of each text, keyed with ``key`` (=
-    ``hmac.new(key, text.encode(), sha256).hexdigest()``); null stays null."""
+    """:func:`hmac_digest` as lowercase hex texts (= ``hmac.new(...).hexdigest()``)."""
+    return _hmac(values, key, hexed=True)
+
+
+def _hmac(values: pa.Array | pa.ChunkedArray, key: bytes, *, hexed: bool) -> pa.ChunkedArray:
     context = _context()
     from datafusion import col, lit
     from datafusion import functions as F
 
+    out_type = pa.string() if hexed else pa.binary()
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values], type=values.type)
     if len(values) == 0:
-        return pa.chunked_array([], type=pa.string())
+        return pa.chunked_array([], type=out_type)
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        raise TypeError(f"hmac_hex hashes texts, not {values.type}")
+        raise TypeError(f"the HMAC hashes texts, not {values.type}")
     ipad, opad = pads(key)
     inner = F.sha256(F.concat(lit(pa.scalar(ipad, pa.binary())), col("v")))
-    digest = F.encode(F.sha256(F.concat(lit(pa.scalar(opad, pa.binary())), inner)), "hex")
-    hexed = F.when(col("v").is_null(), lit(pa.scalar(None, pa.string()))).otherwise(digest)
+    digest = F.sha256(F.concat(lit(pa.scalar(opad, pa.binary())), inner))
+    if hexed:
+        digest = F.encode(digest, "hex")
+    result = F.when(col("v").is_null(), lit(pa.scalar(None, out_type))).otherwise(digest)
     try:
         frame = context.create_dataframe(_partitions(values))
-        out = frame.select(hexed.alias("h")).collect_partitioned()
+        out = frame.select(result.alias("h")).collect_partitioned()
     except Exception as error:  # its message could quote the plan, and the plan the pads
         raise RuntimeError(f"HMAC-SHA256 failed in DataFusion ({type(error).__name__})") from None
-    chunks = [batch.column(0).cast(pa.string()) for part in out for batch in part]
-    result = pa.chunked_array(chunks, type=pa.string())
-    if len(result) != len(values):
-        raise RuntimeError(f"HMAC-SHA256: {len(result)} hashes for {len(values)} values")
-    return result
+    chunks = [batch.column(0).cast(out_type) for part in out for batch in part]
+    hashed = pa.chunked_array(chunks, type=out_type)
+    if len(hashed) != len(values):
+        raise RuntimeError(f"HMAC-SHA256: {len(hashed)} hashes for {len(values)} values")
+    return hashed

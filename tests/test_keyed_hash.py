@@ -7,7 +7,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from skadestue.keyed_hash import hmac_hex, pads
+from skadestue.keyed_hash import hmac_digest, hmac_hex, pads
 
 TEXTS = ["", None, "æøå 050387-1234", "a\x00b", "𝟘𝟙 emoji 🚲", "x" * 1000, "Ankomst;SVS Esbjerg", "\n", "6" * 64]
 KEYS = [b"k", b"6" * 10, b"x" * 64, b"y" * 65, "nøgle".encode(), bytes(range(256))]
@@ -20,6 +20,9 @@ def _want(values, key):
 @pytest.mark.parametrize("key", KEYS, ids=range(len(KEYS)))
 def test_hmac_hex_is_hmac_sha256(key):
     assert hmac_hex(pa.array(TEXTS, pa.string()), key).to_pylist() == _want(TEXTS, key)
+    digests = hmac_digest(pa.array(TEXTS, pa.string()), key)
+    assert digests.type == pa.binary()
+    assert [None if d is None else d.hex() for d in digests.to_pylist()] == _want(TEXTS, key)
 
 
 def test_hmac_hex_keeps_order_and_nulls_over_many_chunks_and_partitions():

@@ -204,7 +204,9 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         scrubbed.append(f"{fix} AS _s_{c}")
     scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
     # the CPR's keyed hash comes with the records, but for lines DuckDB split (hashed here)
-    facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth", lambda norm: f"coalesce(cpr_hmac, {hmac_sql(norm)})")
+    # (as a 32-byte BLOB until it is written, as hex, to raw and staging)
+    facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth",
+                         lambda norm: f"coalesce(cpr_hmac, unhex({hmac_sql(norm)}))")
     layers = [
         [*scrubbed, f"{sp.cpr_number('_cpr_norm')} AS _cpr_num"],
         [f"{sp.cpr_birth_date('_cpr_num')} AS _cpr_birth"],
@@ -484,8 +486,13 @@ def prepare_er(
     return SqlPrepared(n_records, n_bad, quarantine, notes, list(kept), views)
 
 
+def _as_hex(column: str) -> str:
+    """SQL: a keyed hash of the cells (a BLOB) as the hex text the tables hold."""
+    return f"lower(hex({column})) AS {column}"
+
+
 RAW_ITEMS = (
-    "line_no, row_hash, kontakt_id, sygehus, ankomst, ulykke_tid, cpr_pseudonym, cpr_status, "
+    f"line_no, {_as_hex('row_hash')}, kontakt_id, sygehus, ankomst, ulykke_tid, {_as_hex('cpr_pseudonym')}, cpr_status, "
     "cpr_birth_date, cpr_sex, koen, alder, transportmiddel, modpart, ulykkessted, kommune, diagnose, "
     "bidiagnoser, afslutning, fritekst_chars, extra"
 )
@@ -500,7 +507,7 @@ def write_er(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str,
     con.execute(f"""
         INSERT INTO {spec.staging_table} BY NAME
         SELECT sygehus, kontakt_id, {_q(delivery_id)} AS delivery_id, {int(delivery_seq)} AS delivery_seq,
-            line_no, ankomst_ts AS ankomst, ulykke_tid_ts AS ulykke_tid, injury_date, cpr_pseudonym,
+            line_no, ankomst_ts AS ankomst, ulykke_tid_ts AS ulykke_tid, injury_date, {_as_hex('cpr_pseudonym')},
             cpr_birth_date AS birth_date, sex, age, road_user, counterpart, ulykkessted, kommunekode,
             diagnose_norm AS diagnose, string_split(bidiagnoser_norm, ' ') AS bidiagnoser,
             afslutning_word AS afslutning, severity
