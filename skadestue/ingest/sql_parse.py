@@ -9,12 +9,12 @@ function returns a SQL expression over the given column expression(s).
 from __future__ import annotations
 
 import functools
-import hashlib
 from typing import Callable
 
 import duckdb
 
 from skadestue.ingest.parse import _DK_RE, _ISO_RE, _TIME_RE
+from skadestue.keyed_hash import pads
 from skadestue.pseudonym import YEARS
 
 #: The characters str.strip() and Arrow's utf8_trim_whitespace remove (the same set).
@@ -49,18 +49,14 @@ def set_hmac_key(con: duckdb.DuckDBPyConnection, key: bytes) -> Callable[[str], 
 
     The inner pad is handed over as text when it is valid UTF-8 (any ASCII key), so the
     inner hash runs on ``pad || text`` without converting each value to a BLOB first."""
-    if not key:
-        raise ValueError("the HMAC needs a non-empty key")
-    block = hashlib.sha256(key).digest() if len(key) > 64 else key
-    block = block.ljust(64, b"\0")
-    ipad = bytes(b ^ 0x36 for b in block)
+    ipad, opad = pads(key)
     try:
         con.execute(f"SET VARIABLE {_IPAD} = CAST(? AS VARCHAR)", [ipad.decode("utf-8")])
         textual = True
     except UnicodeDecodeError:
         con.execute(f"SET VARIABLE {_IPAD} = ?", [ipad])
         textual = False
-    con.execute(f"SET VARIABLE {_OPAD} = ?", [bytes(b ^ 0x5C for b in block)])
+    con.execute(f"SET VARIABLE {_OPAD} = ?", [opad])
     return functools.partial(hmac_hex, textual=textual)
 
 
