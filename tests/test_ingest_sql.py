@@ -57,8 +57,8 @@ def _records(data: bytes, cpr: int | None = None):
     """read_records, and its records (hashed, ``cpr``: the CPR cell's position) as DuckDB
     gives them (by line)."""
     rec = read_records(data)
-    rec.add_hashes(KEY, cpr)
     con = duckdb.connect()
+    rec.add_hashes(con, KEY, cpr)
     rec.register(con, "r")
     got = con.execute("SELECT * FROM r ORDER BY line_no").df()
     rec.unregister(con, "r")
@@ -102,8 +102,9 @@ def test_records_of_the_common_shapes():
     rec, t = _records(FILES["blank_and_odd_lines_between"])
     assert rec.cells["line_no"].to_pylist() == [2, 5, 7] and rec.parsed["line_no"].to_pylist() == [6]
     assert t["c0"].tolist() == ["1", "3", '" q', "5"] and t["c1"].tolist() == ["2", "4", "x", None]
+    assert read_records(FILES["short_and_long"]).lines.num_rows == 7  # field counts differ: split in SQL...
     rec, t = _records(FILES["short_and_long"])
-    assert rec.cells is None and rec.lines.num_rows == 7  # field counts differ: split in SQL
+    assert rec.cells is None and rec.lines is None  # ... by add_hashes, into Arrow records
     # blank and whitespace-only lines are no records; ';' alone is one (two empty fields)
     assert t["line_no"].tolist() == [2, 3, 4, 5, 8] and t["n_fields"].tolist() == [2, 5, 5, 2, 1]
     assert t["overflow"].tolist() == [False, True, False, False, False]
@@ -170,8 +171,8 @@ CPRS = ["050387-1234", "0503871234", " 0503 871234", "0101004000", "2412994017",
 
 @pytest.mark.parametrize("shape", ["arrow", "quoted", "sql_split"])
 def test_pseudonyms_hashed_with_the_records_equal_pseudonymise(shape):
-    """The CPR's keyed hash comes with the records where Arrow split them, and from SQL where
-    DuckDB did (a line with another field count): the pseudonyms equal the pandas path's."""
+    """The CPR's keyed hash is taken in Arrow where Arrow split the lines and where DuckDB did
+    (a line with another field count): the pseudonyms equal the pandas path's."""
     lines = ["kontakt_id;sygehus;ankomst;cpr"]
     for i, cpr in enumerate(CPRS):
         cell = "" if cpr is None else (f'"{cpr}"' if shape == "quoted" else cpr)
@@ -255,7 +256,7 @@ def test_no_table_holds_a_cpr_number_or_the_narrative():
     assert prepared.extra_columns == ["afdeling"] and (prepared.rows_read, prepared.rows_quarantined) == (2, 1)
     tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()]
     assert set(tables) >= {er_sql.CELLS, er_sql.FLAGGED, er_sql.BAD}
-    cells = [v for t in (*tables, er_sql.TYPED) for row in con.execute(f"SELECT * FROM {t}").fetchall() for v in row
+    cells = [v for t in tables for row in con.execute(f"SELECT * FROM {t}").fetchall() for v in row
              if isinstance(v, str)]
     assert cells and not [v for v in cells if re.search(r"\d{6}-?\d{4}", v) or "Pt." in v or "Jens" in v]
     row = con.execute(f"SELECT * FROM {er_sql.CELLS} WHERE line_no = 2").df().iloc[0]
@@ -268,7 +269,7 @@ def test_no_table_holds_a_cpr_number_or_the_narrative():
     assert (row["cpr_status"], str(row["cpr_birth_date"])[:10], row["cpr_sex"]) == ("valid", "1987-03-05", "K")
     assert prepared.quarantine["reason"].tolist() == ["kontakt_id looks like a CPR number; the row is not stored"]
     assert prepared.quarantine["record_key"].tolist() == ["SVS|[CPR]"]
-    er_sql.drop_temp(con, prepared)
+    er_sql.drop_temp(con)
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE starts_with(view_name, '_ing_')").fetchone() == (0,)
 
@@ -310,14 +311,14 @@ def test_duplicate_rows_roll_the_delivery_back(tmp_path, monkeypatch):
         "SELECT count(*) FROM information_schema.table_constraints "
         "WHERE table_schema IN ('raw', 'staging') AND constraint_type = 'PRIMARY KEY'"
     ).fetchone() == (0,)
-    real = er_sql.write_er
+    real = er_sql.write_staging
 
     def twice(con_, spec, delivery_id, seq):
         real(con_, spec, delivery_id, seq)
         con_.execute("INSERT INTO staging.er_contact SELECT * FROM staging.er_contact WHERE kontakt_id = 'K1'")
         con_.execute("DELETE FROM staging.er_contact WHERE kontakt_id = 'K2'")
 
-    monkeypatch.setattr(er_sql, "write_er", twice)
+    monkeypatch.setattr(er_sql, "write_staging", twice)
     monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)
     with pytest.raises(IngestAccountingError, match=r"duplicate rows \(raw 2 rows on 2 lines, staging 2 rows with 1 distinct"):
         ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r")

@@ -1,19 +1,20 @@
 """Emergency-ward deliveries through DuckDB: the rules of :mod:`skadestue.ingest.er`, as SQL
 over the whole delivery instead of frame by frame.
 
-1. :func:`build_cells` (one SQL statement over the records of :mod:`~skadestue.ingest.records`,
-   read from Arrow buffers in Python memory, with the keyed hashes of each line and CPR cell
-   from :mod:`skadestue.keyed_hash`): the CPR becomes its facts and pseudonym, the narrative
-   its length, the original line its audit hash, dates and times are parsed; text cells with a
-   date-valid CPR number are masked and free text redacted by the Python rules of
-   :mod:`skadestue.pseudonym`, called only for the few values an RE2 pre-filter finds. The
-   CPR number, the narrative and the line text are never stored in a table, not even a
-   temporary one.
-2. The vocabulary rules of ``er.py``/``parse.py`` run once per *distinct* value in Python and
-   are joined back (:func:`build_typed`), with the row-wise rules (accident time against
-   arrival, injury date, age, sex, severity).
-3. Every check with its reason (:func:`prepare_er`), and raw and staging rows by
-   INSERT ... SELECT inside the delivery's transaction (:func:`write_er`).
+1. In Arrow, on the records of :mod:`~skadestue.ingest.records`: the keyed hashes of each
+   line and CPR cell (:mod:`skadestue.keyed_hash`), and the vocabulary rules of
+   ``er.py``/``parse.py``, run once per *distinct* value in Python and spread back to the
+   rows by index (:func:`value_maps`).
+2. :func:`build_cells`, one SQL statement over those Arrow buffers: the CPR becomes its
+   facts and pseudonym, the narrative its length, dates and times are parsed; text cells
+   with a date-valid CPR number are masked and free text redacted by the Python rules of
+   :mod:`skadestue.pseudonym`, called only for the few values an RE2 pre-filter finds; then
+   the row-wise rules (accident time against arrival, injury date, age, sex, severity) and
+   every check, as one boolean per check. The CPR number, the narrative and the line text
+   are never stored in a table, not even a temporary one.
+3. The flagged rows' findings with their reasons (:func:`prepare_er`), and raw and staging
+   rows by INSERT ... SELECT inside the delivery's transaction (:func:`write_staging`,
+   :func:`write_raw`).
 
 It writes exactly the rows the pandas path (``delivery.prepare_delivery``) writes;
 tests/test_ingest_sql.py checks that on a demo night.
@@ -24,11 +25,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from skadestue import vocab
 from skadestue.config import Settings
@@ -56,7 +59,6 @@ log = logging.getLogger(__name__)
 
 REC = "_ing_rec"
 CELLS = "_ing_er_cells"
-TYPED = "_ing_er_typed"
 DUPS = "_ing_er_dups"
 FLAGGED = "_ing_er_flagged"
 BAD = "_ing_er_bad"
@@ -75,8 +77,6 @@ class SqlPrepared:
     quarantine: pd.DataFrame
     notes: pd.DataFrame
     extra_columns: list[str] = field(default_factory=list)
-    #: Lookup tables registered for the delivery (unregistered by :func:`drop_temp`).
-    lookups: list[str] = field(default_factory=list)
 
 
 _q = sp.sql_literal
@@ -143,6 +143,101 @@ def _bidiag_map(values: pd.Series) -> pd.DataFrame:
     })
 
 
+# --------------------------------------------------------------------------- value maps (Arrow)
+
+
+_MAPS = {
+    # column: (function over distinct values, {output column in the frame: (name, type)})
+    "alder": (_int_map, {"n": ("alder_n", pa.int64())}),
+    "koen": (_words_map(SEX_WORDS), {"word": ("koen_sex", pa.string())}),
+    "transportmiddel": (
+        _mode_map(vocab.ER_TRANSPORT_CODES, vocab.ROAD_USERS),
+        {"label": ("tm_label", pa.string()), "bad_code": ("tm_bad", pa.bool_()),
+         "unknown_text": ("tm_unknown", pa.bool_())},
+    ),
+    "modpart": (
+        _mode_map(vocab.ER_COUNTERPART_CODES, vocab.COUNTERPARTS),
+        {"label": ("mp_label", pa.string()), "bad_code": ("mp_bad", pa.bool_()),
+         "unknown_text": ("mp_unknown", pa.bool_())},
+    ),
+    "afslutning": (_words_map(AFSLUTNING_WORDS), {"word": ("afslutning_word", pa.string())}),
+    "diagnose": (_diagnose_map, {"norm": ("diagnose_norm", pa.string()), "serious": ("dg_serious", pa.bool_()),
+                                 "injury": ("dg_injury", pa.bool_())}),
+    "bidiagnoser": (_bidiag_map, {"norm": ("bidiagnoser_norm", pa.string()), "serious": ("bd_serious", pa.bool_()),
+                                  "injury": ("bd_injury", pa.bool_())}),
+}
+
+
+_KOMMUNE_OUTPUTS = {"code": ("kommunekode", pa.string()), "unresolved": ("kommune_unresolved", pa.bool_())}
+#: The cells the value maps scrub and map (the cells SQL leaves them as they come).
+MAPPED = ("kommune", *_MAPS)
+#: The columns the value maps append to the records.
+MAP_COLUMNS = tuple(name for outputs in (*(o for _, o in _MAPS.values()), _KOMMUNE_OUTPUTS)
+                    for name, _ in outputs.values())
+#: Of those, what only the typed rules and the checks need (not kept in the cells table).
+_MAP_INTERMEDIATES = tuple(c for c in MAP_COLUMNS
+                           if c not in ("kommunekode", "afslutning_word", "diagnose_norm", "bidiagnoser_norm"))
+
+
+def _scrubbed(values: pa.Array) -> pa.Array:
+    """Distinct cell values with a date-valid CPR number masked (the RE2 candidate pattern of
+    the SQL twin, so the same values; the Python rule only on its hits)."""
+    hit = pc.match_substring_regex(values, _CPR_CANDIDATE).to_numpy(zero_copy_only=False)
+    if not hit.any():
+        return values
+    texts = values.to_pylist()
+    return pa.array([scrub_valid_cpr(v) if h else v for v, h in zip(texts, hit)], type=pa.string())
+
+
+def value_maps(settings: Settings, positions: dict[str, int]) -> Callable[[list[pa.Table]], list[pa.Table]]:
+    """The vocabulary rules of ``er.py``/``parse.py`` as a function over the records' Arrow
+    parts (for :meth:`Records.map_cells`): each mapped cell is CPR-scrubbed, and each rule's
+    outputs appended as columns (``tm_label``, ``alder_n``, ...), computed once per *distinct*
+    value in Python and spread to the rows by Arrow's ``index_in`` + ``take`` (no join in
+    DuckDB). A column the file lacks gives null outputs."""
+    maps = {"kommune": (_kommune_map(settings.kommuner), _KOMMUNE_OUTPUTS), **_MAPS}
+    pos = {c.lower(): i for c, i in positions.items()}
+
+    def apply(parts: list[pa.Table]) -> list[pa.Table]:
+        for col, (fn, outputs) in maps.items():
+            if col not in pos:
+                parts = [_append(p, {name: pa.nulls(p.num_rows, t) for name, t in outputs.values()}) for p in parts]
+                continue
+            cell = f"c{pos[col]}"
+            values = pa.chunked_array([c for p in parts for c in p.column(cell).chunks], type=pa.string())
+            uniques = pc.unique(values).drop_null()
+            clean = _scrubbed(uniques)
+            result = (fn(pd.Series(clean.to_pylist(), dtype="object")) if len(uniques)
+                      else pd.DataFrame({k: [] for k in outputs}))
+            mapped = {name: pa.array(result[k], type=t, from_pandas=True) for k, (name, t) in outputs.items()}
+            out = []
+            for p in parts:
+                index = pc.index_in(p.column(cell), value_set=uniques)
+                if clean is not uniques:  # a CPR number was masked
+                    p = p.set_column(p.schema.get_field_index(cell), cell, _spread(clean, index))
+                out.append(_append(p, {name: _spread(arr, index) for name, arr in mapped.items()}))
+            parts = out
+        return parts
+
+    return apply
+
+
+def _spread(values: pa.Array, index: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``values[index]`` per row: texts as a dictionary array (DuckDB reads it as VARCHAR;
+    no copy of each row's text), other types taken."""
+    if not pa.types.is_string(values.type) or len(values) == 0:
+        return pc.take(values, index)
+    return pa.chunked_array([pa.DictionaryArray.from_arrays(chunk, values) for chunk in index.chunks],
+                            type=pa.dictionary(pa.int32(), pa.string()))
+
+
+def _append(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
+    for name, values in columns.items():
+        table = table.append_column(name, values)
+    return table
+
+
+
 # --------------------------------------------------------------------------- cells
 
 
@@ -182,9 +277,11 @@ def _rewritten(col: str, udf: str, pattern: str, *, name_pattern: str | None = N
     return f"CASE WHEN {hit} THEN {udf}({col}) ELSE {col} END"
 
 
-def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int], hmac_sql) -> str:
-    """SELECT of the delivery's cells from the records view: no CPR, narrative or line text
-    leaves it (see the module docstring)."""
+def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int], hmac_sql,
+               rejects: list[Rule], notes: list[Rule]) -> str:
+    """SELECT of the delivery's typed cells from the records view (with the value maps'
+    columns appended): no CPR, narrative or line text leaves it (see the module docstring).
+    Which checks of ``rejects`` and ``notes`` hold is in the bit masks ``_rejects`` and ``_notes``."""
     cpr, narrative = spec.cpr_column.lower(), spec.narrative_column.lower()
     free = {c.lower() for c in spec.free_text_columns}
     keys = [k.lower() for k in spec.key]
@@ -197,7 +294,9 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
     digits = f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}"
     scrubbed = [f"{k} AS _raw_{k}" for k in keys]
     for c in texts:
-        if c in free:
+        if c in MAPPED:  # scrubbed by the value maps
+            fix = c
+        elif c in free:
             fix = _rewritten(c, "_ing_redact_free_text", digits, name_pattern=_NAME_CANDIDATE)
         else:
             fix = _rewritten(c, "_ing_scrub_valid_cpr", _CPR_CANDIDATE)
@@ -205,8 +304,7 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
     scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
     # the CPR's keyed hash comes with the records, but for lines DuckDB split (hashed here)
     # (as a 32-byte BLOB until it is written, as hex, to raw and staging)
-    facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth",
-                         lambda norm: f"coalesce(cpr_hmac, unhex({hmac_sql(norm)}))")
+    facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth", lambda norm: "cpr_hmac")
     layers = [
         [*scrubbed, f"{sp.cpr_number('_cpr_norm')} AS _cpr_num"],
         [f"{sp.cpr_birth_date('_cpr_num')} AS _cpr_birth"],
@@ -226,18 +324,37 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         f"CAST(length({narrative}) AS INTEGER) AS {narrative}_chars",
         *(f"_s_{c} AS {c}" for c in texts),
         *(f"coalesce(_s_{k} <> _raw_{k}, false) AS _cprlike_{k}" for k in keys),
-        *(f"CASE WHEN coalesce(_s_{k} <> _raw_{k}, false) THEN {hmac_sql(f'_raw_{k}')} ELSE _s_{k} END "
-          f"AS _dupkey_{k}"
+        # a record key that looks like a CPR number is masked: the duplicate check compares its hash
+        *(f"CASE WHEN coalesce(_s_{k} <> _raw_{k}, false) THEN {hmac_sql(f'_raw_{k}')} END AS _cprkey_{k}"
           for k in keys),
         ("json_object(" + ", ".join(f"{_q(label)}, _extra_{k}" for k, label in enumerate(extra)) + ") AS extra"
          if extra else "CAST(NULL AS JSON) AS extra"),
         "ankomst_ts", "ut_full", "ut_bare",
+        *MAP_COLUMNS,
     ]
     sql = (f"SELECT line_no, n_lines, n_fields, unclosed, overflow, row_hash, cpr_hmac, {picked}{extras}, "
-           f"{sp.cpr_normalised(cpr)} AS _cpr_norm FROM {REC}")
+           f"{sp.cpr_normalised(cpr)} AS _cpr_norm, {', '.join(MAP_COLUMNS)} FROM {REC}")
     for items in layers:
         sql = f"SELECT *, {', '.join(items)} FROM ({sql})"
-    return f"SELECT {', '.join(outputs)} FROM ({sql})"
+    sql = f"SELECT {', '.join(outputs)} FROM ({sql})"
+    checks = [f"{_bits(rejects)} AS _rejects", f"{_bits(notes)} AS _notes"]
+    for items in [*_typed_layers(), checks]:
+        sql = f"SELECT *, {', '.join(items)} FROM ({sql})"
+    dropped = [*_MAP_INTERMEDIATES, "ut_full", "ut_bare", *(f"_cprlike_{k}" for k in keys)]
+    return f"SELECT * EXCLUDE ({', '.join(dropped)}) FROM ({sql})"
+
+
+def _bits(rules: list[Rule]) -> str:
+    """SQL: an INTEGER whose bit ``i`` says whether rule ``i`` holds (one column, not one per rule)."""
+    if len(rules) > 31:
+        raise ValueError("more than 31 rules of a kind: widen the bit mask")
+    return " | ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, *_) in enumerate(rules)) or "0"
+
+
+def _dup_key(alias: str = "") -> str:
+    """SQL: the record key the in-file duplicate check compares (a CPR-like key by its hash)."""
+    return (f"coalesce({alias}_cprkey_sygehus, {alias}sygehus) AS dk_sygehus, "
+            f"coalesce({alias}_cprkey_kontakt_id, {alias}kontakt_id) AS dk_kontakt_id")
 
 
 def kept_extra(con: duckdb.DuckDBPyConnection, extra: dict[str, int]) -> dict[str, int]:
@@ -251,110 +368,46 @@ def kept_extra(con: duckdb.DuckDBPyConnection, extra: dict[str, int]) -> dict[st
 
 def build_cells(
     con: duckdb.DuckDBPyConnection, spec: SourceSpec, positions: dict[str, int], extra: dict[str, int], key: bytes,
+    rejects: list[Rule], notes: list[Rule],
 ) -> None:
-    """``_ing_er_cells`` from the registered records view ``_ing_rec``; ``extra``: the unknown
-    columns to keep (label: position), as one JSON object per row, CPR-like runs redacted."""
+    """``_ing_er_cells`` (typed, with the checks) from the registered records view
+    ``_ing_rec``; ``extra``: the unknown columns to keep (label: position), as one JSON object
+    per row, CPR-like runs redacted."""
     register_udfs(con)
-    hmac_sql = sp.set_hmac_key(con, key)
+    hmac_sql = sp.set_hmac_key(con, key)  # for a record key that looks like a CPR number
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS} AS {_cells_sql(spec, positions, extra, hmac_sql)}")
+        sql = _cells_sql(spec, positions, extra, hmac_sql, rejects, notes)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS} AS {sql}")
     finally:
         sp.clear_hmac_key(con)
 
 
-# --------------------------------------------------------------------------- typed
-
-
-_MAPS = {
-    # column: (function over distinct values, {output column in the frame: (name, type)})
-    "alder": (_int_map, {"n": ("alder_n", pa.int64())}),
-    "koen": (_words_map(SEX_WORDS), {"word": ("koen_sex", pa.string())}),
-    "transportmiddel": (
-        _mode_map(vocab.ER_TRANSPORT_CODES, vocab.ROAD_USERS),
-        {"label": ("tm_label", pa.string()), "bad_code": ("tm_bad", pa.bool_()),
-         "unknown_text": ("tm_unknown", pa.bool_())},
-    ),
-    "modpart": (
-        _mode_map(vocab.ER_COUNTERPART_CODES, vocab.COUNTERPARTS),
-        {"label": ("mp_label", pa.string()), "bad_code": ("mp_bad", pa.bool_()),
-         "unknown_text": ("mp_unknown", pa.bool_())},
-    ),
-    "afslutning": (_words_map(AFSLUTNING_WORDS), {"word": ("afslutning_word", pa.string())}),
-    "diagnose": (_diagnose_map, {"norm": ("diagnose_norm", pa.string()), "serious": ("dg_serious", pa.bool_()),
-                                 "injury": ("dg_injury", pa.bool_())}),
-    "bidiagnoser": (_bidiag_map, {"norm": ("bidiagnoser_norm", pa.string()), "serious": ("bd_serious", pa.bool_()),
-                                  "injury": ("bd_injury", pa.bool_())}),
-}
-
-
-def _value_map(con: duckdb.DuckDBPyConnection, col: str, fn, outputs: dict[str, tuple[str, pa.DataType]]) -> str:
-    """Run ``fn`` once per distinct value of ``col`` and register the result as a lookup
-    table ``_ing_map_<col>`` (``_v`` and the output columns); returns its name."""
-    values = con.execute(f"SELECT DISTINCT {col} FROM {CELLS} WHERE {col} IS NOT NULL").arrow()
-    values = values.column(0) if isinstance(values, pa.Table) else values.read_all().column(0)
-    uniques = pd.Series(values.to_pylist(), dtype="object")
-    result = fn(uniques) if len(uniques) else pd.DataFrame({k: [] for k in outputs})
-    table = pa.table({
-        "_v": pa.array(uniques.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
-        **{name: pa.array(result[k], type=t, from_pandas=True) for k, (name, t) in outputs.items()},
-    })
-    view = f"_ing_map_{col}"
-    con.register(view, table)
-    return view
-
-
-def build_typed(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
-    """The view ``_ing_er_typed``: the cells the checks and staging need, with the vocabulary
-    maps joined and the row-wise rules (accident time, injury date, age, sex, severity).
-    A view, not a table: writing a 1M-row temp table costs more than computing it twice (for
-    the flagged rows and for staging). Returns the lookup tables it joins."""
-    maps = {"kommune": (_kommune_map(settings.kommuner),
-                        {"code": ("kommunekode", pa.string()), "unresolved": ("kommune_unresolved", pa.bool_())}),
-            **_MAPS}
-    views, picks, joins = [], [], []
-    for col, (fn, outputs) in maps.items():
-        view = _value_map(con, col, fn, outputs)
-        views.append(view)
-        picks += [f"{view}.{name}" for name, _ in outputs.values()]
-        joins.append(f"LEFT JOIN {view} ON c.{col} = {view}._v")
+def _typed_layers() -> list[list[str]]:
+    """SELECT items (innermost first) over the cells and the appended map columns: the
+    row-wise rules of ``er.py`` (accident time against arrival, injury date, age, sex,
+    severity) and the vocabulary outputs with their defaults."""
     on_day = "(date_trunc('day', ankomst_ts) + to_seconds(ut_bare))"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW {TYPED} AS
-        SELECT *,
-            CASE WHEN cpr_status = 'valid' THEN
+    return [
+        [f"coalesce(ut_full, CASE WHEN {on_day} > ankomst_ts THEN {on_day} - INTERVAL 1 DAY ELSE {on_day} END) "
+         "AS ulykke_tid_ts",
+         "coalesce(tm_label, 'unknown') AS road_user",
+         "coalesce(mp_label, 'unknown') AS counterpart",
+         """CASE
+                WHEN afslutning_word = 'død' THEN 'killed'
+                WHEN coalesce(dg_serious, false) OR coalesce(bd_serious, false)
+                     OR coalesce(afslutning_word IN ('indlagt', 'overflyttet'), false) THEN 'serious'
+                WHEN coalesce(dg_injury, false) OR coalesce(bd_injury, false) THEN 'slight'
+                ELSE 'unknown'
+            END AS severity"""],
+        ["CAST(coalesce(ulykke_tid_ts, ankomst_ts) AS DATE) AS injury_date"],
+        ["""CASE WHEN cpr_status = 'valid' THEN
                 year(injury_date) - year(cpr_birth_date)
                 - CASE WHEN month(injury_date) < month(cpr_birth_date)
                          OR (month(injury_date) = month(cpr_birth_date) AND day(injury_date) < day(cpr_birth_date))
                        THEN 1 ELSE 0 END
-            ELSE alder_n END AS age,
-            CASE WHEN cpr_status = 'valid' THEN cpr_sex ELSE koen_sex END AS sex
-        FROM (
-            SELECT *, CAST(coalesce(ulykke_tid_ts, ankomst_ts) AS DATE) AS injury_date
-            FROM (
-                SELECT * EXCLUDE (tm_label, mp_label, tm_bad, tm_unknown, mp_bad, mp_unknown),
-                    coalesce(ut_full,
-                        CASE WHEN {on_day} > ankomst_ts THEN {on_day} - INTERVAL 1 DAY ELSE {on_day} END) AS ulykke_tid_ts,
-                    coalesce(tm_label, 'unknown') AS road_user,
-                    coalesce(tm_bad, false) AS tm_bad,
-                    coalesce(tm_unknown, false) AS tm_unknown,
-                    coalesce(mp_label, 'unknown') AS counterpart,
-                    coalesce(mp_bad, false) AS mp_bad,
-                    coalesce(mp_unknown, false) AS mp_unknown,
-                    CASE
-                        WHEN afslutning_word = 'død' THEN 'killed'
-                        WHEN coalesce(dg_serious, false) OR coalesce(bd_serious, false)
-                             OR coalesce(afslutning_word IN ('indlagt', 'overflyttet'), false) THEN 'serious'
-                        WHEN coalesce(dg_injury, false) OR coalesce(bd_injury, false) THEN 'slight'
-                        ELSE 'unknown'
-                    END AS severity
-                FROM (
-                    SELECT c.* EXCLUDE (row_hash, extra, fritekst_chars), {", ".join(picks)}
-                    FROM {CELLS} c {" ".join(joins)}
-                )
-            )
-        )
-    """)
-    return views
+            ELSE alder_n END AS age""",
+         "CASE WHEN cpr_status = 'valid' THEN cpr_sex ELSE koen_sex END AS sex"],
+    ]
 
 
 #: A row rule: (condition, column_name, value, reason), SQL over the typed rows.
@@ -411,15 +464,13 @@ def note_rules() -> list[Rule]:
     ]
 
 
-def _any(rules: list[Rule]) -> str:
-    return " OR ".join(f"coalesce({cond}, false)" for cond, *_ in rules)
-
-
-def _findings_sql(rules: list[Rule], table: str) -> str:
+def _findings_sql(rules: list[Rule], table: str, mask: str) -> str:
+    """The findings of ``rules`` in ``table``, whose column ``mask`` has bit ``i`` set where
+    rule ``i`` holds (see :func:`_bits`)."""
     return " UNION ALL ".join(
         f"(SELECT line_no AS rid, {col} AS column_name, {value} AS value, {reason} AS reason "
-        f"FROM {table} WHERE {cond})"
-        for cond, col, value, reason in rules
+        f"FROM {table} WHERE {mask} & {1 << i} <> 0)"
+        for i, (_, col, value, reason) in enumerate(rules)
     )
 
 
@@ -429,7 +480,7 @@ def _duplicates_sql(table: str) -> str:
         SELECT t.line_no AS rid, NULL AS column_name, NULL AS value,
             'duplicate key ' || coalesce(t.sygehus, '') || '|' || coalesce(t.kontakt_id, '')
                 || ' in this file: superseded by line ' || d.last_line AS reason
-        FROM {table} t JOIN {DUPS} d USING (_dupkey_sygehus, _dupkey_kontakt_id)
+        FROM (SELECT *, {_dup_key()} FROM {table}) t JOIN {DUPS} d USING (dk_sygehus, dk_kontakt_id)
         WHERE t.sygehus IS NOT NULL AND t.kontakt_id IS NOT NULL AND t.line_no < d.last_line"""
 
 
@@ -458,32 +509,33 @@ def prepare_er(
     into the cells table, and unregistered before anything else runs.
     """
     cpr = {c.lower(): i for c, i in positions.items()}.get(spec.cpr_column.lower())
-    records.add_hashes(key, cpr)
+    records.add_hashes(con, key, cpr)
+    records.map_cells(value_maps(settings, positions))
+    rejects, notes_ = reject_rules(records.width, settings.ingest.max_age), note_rules()
     records.register(con, REC)
     try:
         kept = kept_extra(con, extra)
-        build_cells(con, spec, positions, kept, key)
+        build_cells(con, spec, positions, kept, key, rejects, notes_)
     finally:
         records.unregister(con, REC)
     n_records = int(con.execute(f"SELECT count(*) FROM {CELLS}").fetchone()[0])
-    views = build_typed(con, settings)
-    rejects, notes_ = reject_rules(records.width, settings.ingest.max_age), note_rules()
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {DUPS} AS
-        SELECT _dupkey_sygehus, _dupkey_kontakt_id, max(line_no) AS last_line FROM {CELLS}
+        SELECT {_dup_key()}, max(line_no) AS last_line FROM {CELLS}
         WHERE sygehus IS NOT NULL AND kontakt_id IS NOT NULL GROUP BY ALL HAVING count(*) > 1""")
-    # the typed view is computed for every row here, but only the flagged few are kept
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {FLAGGED} AS SELECT * FROM {TYPED}
-        WHERE {_any(rejects)} OR {_any(notes_)}
-           OR (_dupkey_sygehus, _dupkey_kontakt_id) IN (SELECT (_dupkey_sygehus, _dupkey_kontakt_id) FROM {DUPS})""")
-    bad_sql = f"{_findings_sql(rejects, FLAGGED)} UNION ALL ({_duplicates_sql(FLAGGED)})"
+        CREATE OR REPLACE TEMP TABLE {FLAGGED} AS SELECT * FROM {CELLS}
+        WHERE _rejects <> 0 OR _notes <> 0
+           OR (coalesce(_cprkey_sygehus, sygehus), coalesce(_cprkey_kontakt_id, kontakt_id))
+              IN (SELECT (dk_sygehus, dk_kontakt_id) FROM {DUPS})""")
+    bad_sql = f"{_findings_sql(rejects, FLAGGED, '_rejects')} UNION ALL ({_duplicates_sql(FLAGGED)})"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {BAD} AS SELECT DISTINCT rid AS line_no FROM ({bad_sql})")
     quarantine = _findings(con, bad_sql)
-    notes = _findings(con, _findings_sql(notes_, FLAGGED), f"WHERE f.rid NOT IN (SELECT line_no FROM {BAD})")
+    notes = _findings(con, _findings_sql(notes_, FLAGGED, "_notes"),
+                      f"WHERE f.rid NOT IN (SELECT line_no FROM {BAD})")
     n_bad = int(con.execute(f"SELECT count(*) FROM {BAD}").fetchone()[0])
     log.info("%d records typed: %d quarantined, %d notes", n_records, n_bad, len(notes))
-    return SqlPrepared(n_records, n_bad, quarantine, notes, list(kept), views)
+    return SqlPrepared(n_records, n_bad, quarantine, notes, list(kept))
 
 
 def _as_hex(column: str) -> str:
@@ -498,12 +550,8 @@ RAW_ITEMS = (
 )
 
 
-def write_er(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str, delivery_seq: int) -> None:
-    """raw + staging rows of the prepared delivery (call inside the delivery's transaction)."""
-    con.execute(
-        f"INSERT INTO {spec.raw_table} BY NAME SELECT {_q(delivery_id)} AS delivery_id, {RAW_ITEMS} "
-        f"FROM {CELLS}"
-    )
+def write_staging(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str, delivery_seq: int) -> None:
+    """The staging rows of the prepared delivery (inside the delivery's transaction)."""
     con.execute(f"""
         INSERT INTO {spec.staging_table} BY NAME
         SELECT sygehus, kontakt_id, {_q(delivery_id)} AS delivery_id, {int(delivery_seq)} AS delivery_seq,
@@ -511,8 +559,16 @@ def write_er(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str,
             cpr_birth_date AS birth_date, sex, age, road_user, counterpart, ulykkessted, kommunekode,
             diagnose_norm AS diagnose, string_split(bidiagnoser_norm, ' ') AS bidiagnoser,
             afslutning_word AS afslutning, severity
-        FROM {TYPED} t ANTI JOIN {BAD} b USING (line_no)
+        FROM {CELLS} t ANTI JOIN {BAD} b USING (line_no)
     """)
+
+
+def write_raw(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str) -> None:
+    """The raw rows of the prepared delivery, every record (inside the delivery's transaction)."""
+    con.execute(
+        f"INSERT INTO {spec.raw_table} BY NAME SELECT {_q(delivery_id)} AS delivery_id, {RAW_ITEMS} "
+        f"FROM {CELLS}"
+    )
 
 
 def insertion_order(con: duckdb.DuckDBPyConnection, keep: bool) -> None:
@@ -522,16 +578,10 @@ def insertion_order(con: duckdb.DuckDBPyConnection, keep: bool) -> None:
     con.execute(f"SET preserve_insertion_order = {'true' if keep else 'false'}")
 
 
-def drop_temp(con: duckdb.DuckDBPyConnection, prepared: SqlPrepared | None) -> None:
-    """Drop the delivery's temp tables and views and unregister its lookup tables."""
-    con.execute(f"DROP VIEW IF EXISTS {TYPED}")
+def drop_temp(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the delivery's temp tables."""
     names = [r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, '_ing_')"
     ).fetchall()]
     for name in names:
         con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
-    for view in prepared.lookups if prepared else ():
-        try:
-            con.unregister(view)
-        except Exception:  # already gone
-            pass

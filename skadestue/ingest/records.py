@@ -31,6 +31,7 @@ import itertools
 import logging
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -76,24 +77,44 @@ class Records:
     def width(self) -> int:
         return len(self.header)
 
-    def add_hashes(self, key: bytes, cpr: int | None) -> None:
+    def add_hashes(self, con: duckdb.DuckDBPyConnection, key: bytes, cpr: int | None) -> None:
         """Add the keyed hashes (:func:`skadestue.keyed_hash.hmac_digest`, 32-byte BLOBs: half
-        the memory of their hex) that the ingest stores instead of texts: ``row_hash`` of every original line (the audit hash) and
-        ``cpr_hmac`` of cell ``c{cpr}`` normalised (the pseudonym, used where the number is
-        valid), where Arrow holds the cells (null for the lines DuckDB splits, whose CPR is
-        hashed in SQL). The line texts are dropped, and their memory freed, but where DuckDB
-        still splits them (the view never shows them). Once per records."""
+        the memory of their hex) that the ingest stores instead of texts: ``row_hash`` of every
+        original line (the audit hash) and ``cpr_hmac`` of cell ``c{cpr}`` normalised (the
+        pseudonym, used where the number is valid). Lines DuckDB splits are split here, into
+        the records layout in Arrow, so that every part holds its cells in Arrow from now on
+        (:meth:`map_cells`). The line texts are dropped and their memory freed. Once per records."""
+        split = None
+        if self.lines is not None:
+            lines = self.lines.append_column("row_hash", hmac_digest(self.lines.column("line_text"), key))
+            self.lines = None
+            split = _split_in_duckdb(con, lines, self.delimiter, self.width)
+            del lines
 
-        def add(table: pa.Table | None, cells: bool) -> pa.Table | None:
-            if table is None or "row_hash" in table.column_names:
+        def add(table: pa.Table | None) -> pa.Table | None:
+            if table is None or "cpr_hmac" in table.column_names:
                 return table
-            out = table.append_column("row_hash", hmac_digest(table.column("line_text"), key))
-            if cells and cpr is not None and table.num_rows:
-                cell = normalise_cpr(table.column(f"c{cpr}"))  # a stripped cell
-                out = out.append_column("cpr_hmac", hmac_digest(cell, key))
-            return out.drop_columns(["line_text"]) if cells else out
+            if "row_hash" not in table.column_names:
+                table = table.append_column("row_hash", hmac_digest(table.column("line_text"), key))
+            if "line_text" in table.column_names:
+                table = table.drop_columns(["line_text"])
+            hashed = (hmac_digest(normalise_cpr(table.column(f"c{cpr}")), key) if cpr is not None
+                      else pa.nulls(table.num_rows, pa.binary()))
+            return table.append_column("cpr_hmac", hashed)
 
-        self.parsed, self.lines, self.cells = add(self.parsed, True), add(self.lines, False), add(self.cells, True)
+        self.parsed, self.cells = add(self.parsed), add(self.cells)
+        if split is not None:
+            split = add(split).select(self.parsed.column_names).cast(self.parsed.schema)
+            self.parsed = pa.concat_tables([self.parsed, split])
+
+    def map_cells(self, fn: Callable[[list[pa.Table]], list[pa.Table]]) -> None:
+        """Replace the Arrow parts by ``fn(parts)``: the same rows in the same order, cells
+        changed or columns appended (the same ones to every part). After :meth:`add_hashes`."""
+        parts = [t for t in (self.parsed, self.cells) if t is not None]
+        out = fn(parts)
+        self.parsed = out[0]
+        if self.cells is not None:
+            self.cells = out[1]
 
     def register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Register the buffers and create the temp view ``name`` of the records."""
@@ -104,7 +125,7 @@ class Records:
             parts.append(records_sql(f"{name}_lines", self.delimiter, self.width, _hashes(self.lines)))
         if self.cells is not None:
             con.register(f"{name}_cells", self.cells)
-            parts.append(cells_sql(f"{name}_cells", self.width, _hashes(self.cells)))
+            parts.append(cells_sql(f"{name}_cells", self.width, _hashes(self.cells), _appended(self.cells, self.width)))
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {' UNION ALL '.join(parts)}")
 
     def count(self, con: duckdb.DuckDBPyConnection) -> int:
@@ -130,10 +151,30 @@ def _hashes(table: pa.Table) -> str:
     return ", ".join(c if c in names else f"CAST(NULL AS BLOB) AS {c}" for c in ("row_hash", "cpr_hmac"))
 
 
+_LAYOUT = ("line_no", "n_lines", "n_fields", "unclosed", "overflow", "row_hash", "cpr_hmac", "line_text", "quoted")
+
+
+def _appended(table: pa.Table, width: int) -> str:
+    """SELECT items of the columns :meth:`Records.map_cells` appended to a part ('' if none)."""
+    base = {*_LAYOUT, *(f"c{i}" for i in range(width))}
+    return "".join(f", {c}" for c in table.column_names if c not in base)
+
+
 def _outputs(table: pa.Table, width: int) -> str:
     """SELECT items of the records layout (module docstring) from a part already in it."""
     cells = ", ".join(f"c{i}" for i in range(width))
-    return f"line_no, n_lines, n_fields, unclosed, overflow, {_hashes(table)}, {cells}"
+    return f"line_no, n_lines, n_fields, unclosed, overflow, {_hashes(table)}, {cells}{_appended(table, width)}"
+
+
+def _split_in_duckdb(con: duckdb.DuckDBPyConnection, lines: pa.Table, delimiter: str, width: int) -> pa.Table:
+    """The records of ``lines`` (with ``row_hash``) split by :func:`records_sql`, as Arrow
+    (a query result: no table holds them), without ``cpr_hmac`` (hashed in Arrow after)."""
+    con.register("_ing_split_lines", lines)
+    try:
+        split = con.execute(records_sql("_ing_split_lines", delimiter, width, _hashes(lines))).to_arrow_table()
+        return split.drop_columns(["cpr_hmac"])
+    finally:
+        con.unregister("_ing_split_lines")
 
 
 def records_sql(lines: str, delimiter: str, width: int, hashes: str) -> str:
@@ -182,13 +223,14 @@ def _clean(cell: str) -> str:
     return f"CASE WHEN padded AND ({edge}) THEN {trimmed(cell)} ELSE nullif({cell}, '') END"
 
 
-def cells_sql(cells: str, width: int, hashes: str) -> str:
+def cells_sql(cells: str, width: int, hashes: str, appended: str = "") -> str:
     """SELECT of the records of the relation ``cells`` (see :func:`_arrow_cells`, which has
-    stripped them); ``hashes``: the SELECT items of :func:`_hashes`."""
+    stripped them); ``hashes``: the SELECT items of :func:`_hashes`, ``appended``: of
+    :func:`_appended`."""
     values = ", ".join(f"c{i}" for i in range(width))
     return (
         f"SELECT line_no, 1 AS n_lines, {width} AS n_fields, false AS unclosed, false AS overflow, "
-        f"{hashes}, {values} FROM {cells}"
+        f"{hashes}, {values}{appended} FROM {cells}"
     )
 
 
