@@ -71,6 +71,9 @@ def connect(
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = _open(str(path), read_only, busy_seconds)
+    # a dropped table (a big delivery's temp cells: some 500 MB) goes back to the OS at once,
+    # not on top of the next step's peak (DuckDB's default waits for drops over 512 MB)
+    con.execute("SET allocator_bulk_deallocation_flush_threshold = '64MiB'")
     if settings is not None:
         con.execute(f"SET threads={int(settings.duckdb_threads)}")
         con.execute(f"SET memory_limit='{settings.duckdb_memory_limit}'")

@@ -123,7 +123,7 @@ def _glob(fmt: str) -> str:
 #: Formats read by strptime first. A text of a format's exact zero-padded shape (its GLOB)
 #: reads the same through strptime as through the regexes: strptime rejects what they
 #: reject (24:00, minute 60, 30 February), and years outside pseudonym.YEARS go to the regexes.
-FAST_DATETIME_FORMATS = ("%d-%m-%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d-%m-%Y")
+FAST_DATETIME_FORMATS = ("%d-%m-%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d-%m-%Y", "%d.%m.%Y %H:%M")
 #: The shortest text the date regexes read (``1-1-2024``, ``2024-1-1``).
 _MIN_DATE_CHARS = 8
 
