@@ -194,7 +194,9 @@ def clean_cells(values) -> pa.Array | pa.ChunkedArray:
     if not isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = pa.array(values, type=pa.string())
     arr = pc.utf8_trim_whitespace(values)
-    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    blank = pc.equal(arr, "")
+    # most columns have no blank (or, as Arrow's CSV reader gives them, only null) cells: no copy
+    return pc.if_else(blank, pa.scalar(None, pa.string()), arr) if pc.any(blank).as_py() else arr
 
 
 def cells_frame(rows: list[list[str]], width: int) -> pd.DataFrame:

@@ -411,9 +411,10 @@ def _arrow_cells(raw: bytes, ends: np.ndarray, split: pa.Table, delimiter: str, 
             delimiter=delimiter, quote_char='"', double_quote=True, escape_char=False,
             newlines_in_values=False, ignore_empty_lines=False, invalid_row_handler=skip,
         ),
+        # empty cells, quoted or not, come as null (as the csv module's blank -> None below)
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in names}, strings_can_be_null=False,
-            quoted_strings_can_be_null=False, check_utf8=False,
+            column_types={c: pa.string() for c in names}, strings_can_be_null=True, null_values=[""],
+            quoted_strings_can_be_null=True, check_utf8=False,
         ),
     )
     if invalid or table.num_rows != kept.num_rows:
