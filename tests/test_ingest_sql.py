@@ -50,6 +50,15 @@ FILES = {
     "only_blank_and_odd_lines": b'a;b\n\n  \n"x""y";z\n',
     "tab_delimited": b'a\tb\tc\n1\t "x" \t3\n4\t\t\n',
     "padded_and_quoted": b'a;b;c\n 1 ;\t2;3 \n" x ";"y";""\n"";" ";z\n',
+    # bytes Python's UTF-8 codec refuses (Arrow validates UTF-8 here): read as Windows-1252
+    "utf8_surrogate": b"a;b\n\xed\xa0\x80;1\n",
+    "utf8_overlong": b"a;b\n\xc0\xaf;1\n",
+    "utf8_truncated": b"a;b\nx;\xe2\x82\n",
+    "utf8_above_max": b"a;b\n\xf4\x90\x80\x80;1\n",
+    # ... or rejected
+    "bom_then_invalid": b"\xef\xbb\xbfa;b\n\xff;1\n",
+    "nul_in_utf8": b"a;b\n1\x00;2\n",
+    "bom_and_crlf": "\ufeffa;b\r\n\u00e6;\u00f8\r\n".encode(),
 }
 
 

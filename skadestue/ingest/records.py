@@ -265,17 +265,35 @@ def _quoted_rows(lines: list[str], delimiter: str) -> list[list[str]]:
     return rows
 
 
-def _utf8_bytes(data: bytes, text: str, encoding: str) -> bytes:
-    """The file as UTF-8 bytes (no BOM) with every line ending as ``\n``."""
-    if encoding == "utf-8":
-        raw = data
-    elif encoding == "utf-8-sig":
-        raw = data[3:]
+def _utf8_bytes(data: bytes) -> tuple[bytes, str]:
+    """The file as UTF-8 bytes (no BOM) with every line ending as ``\n``, and its encoding
+    as :func:`~skadestue.ingest.readers.decode` names it (which rejects what it rejects).
+    UTF-8 is checked by Arrow's validator on the bytes, ten times faster than decoding them
+    into a Python string (which, for Danish text, would take twice the file's size)."""
+    bom = data.startswith(b"\xef\xbb\xbf")
+    payload = data[3:] if bom else data
+    if _valid_utf8(payload) and b"\x00" not in payload:
+        raw, encoding = payload, "utf-8-sig" if bom else "utf-8"
     else:
-        raw = text.encode("utf-8")
+        text, encoding = decode(data)
+        raw = text.encode("utf-8")  # Windows-1252 (decode raises for anything else)
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    return raw
+    return raw, encoding
+
+
+def _valid_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (Python's strict codec agrees: surrogates, overlong
+    forms and truncated sequences are invalid)."""
+    wide = len(data) >= 2**31
+    offsets = np.array([0, len(data)], dtype=np.int64 if wide else np.int32)
+    text = pa.Array.from_buffers(pa.large_string() if wide else pa.string(), 1,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _line_array(raw: bytes) -> tuple[pa.Array, np.ndarray]:
@@ -458,9 +476,7 @@ def _from_csv_file(csv_file: CsvFile) -> pa.Table:
 
 def read_records(data: bytes) -> Records:
     """Decode and cut one delivered file (raises UnreadableFile for a whole-file reject)."""
-    text, encoding = decode(data)
-    raw = _utf8_bytes(data, text, encoding)
-    del text  # decoded again in the rare case the csv module reads the whole file
+    raw, encoding = _utf8_bytes(data)
     lines, ends = _line_array(raw)
     first = lines[0].as_py()
     delimiter = sniff_delimiter(first)
