@@ -10,7 +10,7 @@ over the whole delivery instead of frame by frame.
    with a date-valid CPR number are masked and free text redacted by the Python rules of
    :mod:`skadestue.pseudonym`, called only for the few values an RE2 pre-filter finds; then
    the row-wise rules (accident time against arrival, injury date, age, sex, severity) and
-   every check, as one boolean per check. The CPR number, the narrative and the line text
+   every check, as bits of two masks. The CPR number, the narrative and the line text
    are never stored in a table, not even a temporary one.
 3. The flagged rows' findings with their reasons (:func:`prepare_er`), and raw and staging
    rows by INSERT ... SELECT inside the delivery's transaction (:func:`write_staging`,
@@ -237,7 +237,6 @@ def _append(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
     return table
 
 
-
 # --------------------------------------------------------------------------- cells
 
 
@@ -302,8 +301,8 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
             fix = _rewritten(c, "_ing_scrub_valid_cpr", _CPR_CANDIDATE)
         scrubbed.append(f"{fix} AS _s_{c}")
     scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
-    # the CPR's keyed hash comes with the records, but for lines DuckDB split (hashed here)
-    # (as a 32-byte BLOB until it is written, as hex, to raw and staging)
+    # the CPR's keyed hash comes with the records (a 32-byte BLOB until it is written, as hex,
+    # to raw and staging)
     facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth", lambda norm: "cpr_hmac")
     layers = [
         [*scrubbed, f"{sp.cpr_number('_cpr_norm')} AS _cpr_num"],
@@ -351,10 +350,10 @@ def _bits(rules: list[Rule]) -> str:
     return " | ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, *_) in enumerate(rules)) or "0"
 
 
-def _dup_key(alias: str = "") -> str:
+def _dup_key() -> str:
     """SQL: the record key the in-file duplicate check compares (a CPR-like key by its hash)."""
-    return (f"coalesce({alias}_cprkey_sygehus, {alias}sygehus) AS dk_sygehus, "
-            f"coalesce({alias}_cprkey_kontakt_id, {alias}kontakt_id) AS dk_kontakt_id")
+    return ("coalesce(_cprkey_sygehus, sygehus) AS dk_sygehus, "
+            "coalesce(_cprkey_kontakt_id, kontakt_id) AS dk_kontakt_id")
 
 
 def kept_extra(con: duckdb.DuckDBPyConnection, extra: dict[str, int]) -> dict[str, int]:
@@ -469,7 +468,7 @@ def _findings_sql(rules: list[Rule], table: str, mask: str) -> str:
     rule ``i`` holds (see :func:`_bits`)."""
     return " UNION ALL ".join(
         f"(SELECT line_no AS rid, {col} AS column_name, {value} AS value, {reason} AS reason "
-        f"FROM {table} WHERE {mask} & {1 << i} <> 0)"
+        f"FROM {table} WHERE ({mask} & {1 << i}) <> 0)"
         for i, (_, col, value, reason) in enumerate(rules)
     )
 
