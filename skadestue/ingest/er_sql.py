@@ -350,10 +350,13 @@ def _bits(rules: list[Rule]) -> str:
     return " | ".join(f"CASE WHEN {cond} THEN {1 << i} ELSE 0 END" for i, (cond, *_) in enumerate(rules)) or "0"
 
 
+#: SQL: the record key the in-file duplicate check compares (a CPR-like key by its hash).
+_DUP_KEY = ("coalesce(_cprkey_sygehus, sygehus)", "coalesce(_cprkey_kontakt_id, kontakt_id)")
+
+
 def _dup_key() -> str:
-    """SQL: the record key the in-file duplicate check compares (a CPR-like key by its hash)."""
-    return ("coalesce(_cprkey_sygehus, sygehus) AS dk_sygehus, "
-            "coalesce(_cprkey_kontakt_id, kontakt_id) AS dk_kontakt_id")
+    """SELECT items ``dk_sygehus, dk_kontakt_id`` of :data:`_DUP_KEY`."""
+    return f"{_DUP_KEY[0]} AS dk_sygehus, {_DUP_KEY[1]} AS dk_kontakt_id"
 
 
 def kept_extra(con: duckdb.DuckDBPyConnection, extra: dict[str, int]) -> dict[str, int]:
@@ -525,8 +528,7 @@ def prepare_er(
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {FLAGGED} AS SELECT * FROM {CELLS}
         WHERE _rejects <> 0 OR _notes <> 0
-           OR (coalesce(_cprkey_sygehus, sygehus), coalesce(_cprkey_kontakt_id, kontakt_id))
-              IN (SELECT (dk_sygehus, dk_kontakt_id) FROM {DUPS})""")
+           OR ({_DUP_KEY[0]}, {_DUP_KEY[1]}) IN (SELECT (dk_sygehus, dk_kontakt_id) FROM {DUPS})""")
     bad_sql = f"{_findings_sql(rejects, FLAGGED, '_rejects')} UNION ALL ({_duplicates_sql(FLAGGED)})"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {BAD} AS SELECT DISTINCT rid AS line_no FROM ({bad_sql})")
     quarantine = _findings(con, bad_sql)
