@@ -44,9 +44,29 @@ _CPR_NAMED_RE = r"^(?P<dd>\d{2})(?P<mm>\d{2})(?P<yy>\d{2})(?P<d7>\d)\d{2}(?P<d10
 
 def normalise_cpr(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """CPR texts without spaces and with at most one '-' after the 6th digit removed (RE2,
-    as :func:`skadestue.ingest.sql_parse.cpr_normalised`)."""
-    arr = pc.replace_substring_regex(arr, r"\s+", "")
-    return pc.replace_substring_regex(arr, r"^(\d{6})-(\d{4})$", r"\1\2")
+    as :func:`skadestue.ingest.sql_parse.cpr_normalised`). The regexes run only where they
+    can change something: RE2's ``\\s`` is ASCII, so a column without a byte up to space has
+    none; and only 11-byte texts with '-' 7th can lose it."""
+    if _any_byte_upto_space(arr):
+        arr = pc.replace_substring_regex(arr, r"\s+", "")
+    dashed = pc.fill_null(pc.and_(pc.equal(pc.binary_length(arr), 11),
+                                  pc.equal(pc.utf8_slice_codeunits(arr, 6, 7), "-")), False)
+    if not pc.any(dashed).as_py():
+        return arr
+    undashed = pc.replace_substring_regex(pc.filter(arr, dashed), r"^(\d{6})-(\d{4})$", r"\1\2")
+    if isinstance(arr, pa.Array):
+        return pc.replace_with_mask(arr, dashed, undashed)
+    out = pc.replace_with_mask(arr.combine_chunks(), dashed.combine_chunks(), undashed.combine_chunks())
+    return pa.chunked_array([out], type=out.type)
+
+
+def _any_byte_upto_space(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a text's bytes (nulls' slots included) hold one up to 0x20 (ASCII space)."""
+    for chunk in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]):
+        data = chunk.buffers()[2] if len(chunk) else None
+        if data is not None and (np.frombuffer(data, dtype=np.uint8) <= 0x20).any():
+            return True
+    return False
 
 
 def _normalise(series: pd.Series) -> pd.Series:

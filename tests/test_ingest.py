@@ -523,11 +523,18 @@ def test_a_file_that_changes_while_it_is_read_is_left_for_the_next_run(tmp_path,
     inbox = tmp_path / "inbox"
     _write(inbox, "skadestue/2024-03-07_svs.csv", ER_A)
     con = connect(":memory:")
-    real = delivery_mod.file_hash
-    monkeypatch.setattr(delivery_mod, "file_hash", lambda path: "0" * 64)  # the scan saw other bytes
+    real = delivery_mod._file_state
+    seen = []
+
+    def growing(path):  # the writer appends a line while the file is read
+        size, mtime = real(path)
+        seen.append(path)
+        return (size + len(seen) - 1, mtime + len(seen) - 1)
+
+    monkeypatch.setattr(delivery_mod, "_file_state", growing)
     report = ingest_inbox(con, _settings(inbox), "r1")
     assert report.changed_while_read == ["skadestue/2024-03-07_svs.csv"] and report.deliveries == []
     assert con.execute("SELECT count(*) FROM ops.delivery").fetchone() == (0,)
-    monkeypatch.setattr(delivery_mod, "file_hash", real)
+    monkeypatch.setattr(delivery_mod, "_file_state", real)
     (d,) = ingest_inbox(con, _settings(inbox), "r2").deliveries
     assert d.status == "loaded" and d.rows_read == d.rows_loaded + d.rows_quarantined > 0

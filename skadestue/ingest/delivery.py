@@ -24,7 +24,7 @@ from skadestue.ingest.checks import Findings
 from skadestue.ingest.er import ER_SPEC
 from skadestue.ingest.police import ACCIDENT_SPEC, PERSON_SPEC
 from skadestue.ingest import er_sql
-from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, file_hash, read_delivery
+from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, read_delivery
 from skadestue.ingest.records import read_records
 from skadestue.ingest.sources import CprFacts, SourceSpec, Typed
 from skadestue.keyed_hash import hmac_hex
@@ -564,26 +564,49 @@ def _reject(con: duckdb.DuckDBPyConnection, result: DeliveryResult, run_id: str,
 
 
 class FileChanged(Exception):
-    """The file's content is not the content hashed a moment before (it is being written)."""
+    """The file changed while it was read (it is still being written)."""
 
 
-def read_delivered(path: Path, digest: str) -> bytes:
-    """The file's bytes, checked against the hash taken when the inbox was scanned."""
+@dataclass
+class Delivered:
+    """A delivered file's bytes and their content hash (read once: what is hashed is what is
+    loaded). :meth:`take` hands the bytes over, so they can be let go once parsed."""
+
+    data: bytes | None
+    digest: str
+
+    def take(self) -> bytes:
+        data, self.data = self.data, None
+        if data is None:
+            raise RuntimeError("the delivered bytes were taken already")
+        return data
+
+
+def _file_state(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def read_delivered(path: Path) -> Delivered:
+    """The file's bytes and sha256, read once; FileChanged if its size or modification time
+    changed during the read (a file still being written is left for the next run)."""
+    before = _file_state(path)
     data = path.read_bytes()
-    if content_hash(data) != digest:
+    if len(data) != before[0] or _file_state(path) != before:
         raise FileChanged(path)
-    return data
+    return Delivered(data, content_hash(data))
 
 
 def load_file(
-    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, path: Path, digest: str,
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, delivered: Delivered,
     run_id: str, settings: Settings, key: bytes,
 ) -> DeliveryResult:
-    """Load one new delivery (or reject it whole) in one transaction. The bytes are read here,
-    not by the caller, so a big file's bytes can be let go as soon as they are parsed."""
-    if spec.source in SQL_SOURCES and path.stat().st_size >= SQL_MIN_BYTES:
-        return load_file_sql(con, spec, rel, path, digest, run_id, settings, key)
-    data = read_delivered(path, digest)
+    """Load one new delivery (or reject it whole) in one transaction. The bytes are taken
+    from ``delivered``, so a big file's bytes can be let go as soon as they are parsed."""
+    digest = delivered.digest
+    if spec.source in SQL_SOURCES and len(delivered.data or b"") >= SQL_MIN_BYTES:
+        return load_file_sql(con, spec, rel, delivered, run_id, settings, key)
+    data = delivered.take()
     result = DeliveryResult(
         file=rel, source=spec.source, status="loaded", rows_read=0, rows_loaded=0,
         rows_quarantined=0, delivery_id=f"{spec.source}-{digest[:16]}",
@@ -616,15 +639,16 @@ def load_file(
 
 
 def load_file_sql(
-    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, path: Path, digest: str,
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, rel: str, delivered: Delivered,
     run_id: str, settings: Settings, key: bytes,
 ) -> DeliveryResult:
     """Load one new ER delivery through DuckDB (see er_sql), in one transaction."""
+    digest = delivered.digest
     result = DeliveryResult(
         file=rel, source=spec.source, status="loaded", rows_read=0, rows_loaded=0,
         rows_quarantined=0, delivery_id=f"{spec.source}-{digest[:16]}",
     )
-    data = read_delivered(path, digest)
+    data = delivered.take()
     log.info("reading %s (%.1f MB)", rel, len(data) / 1e6)
     try:
         records = read_records(data)
@@ -694,7 +718,13 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
             skipped.clear()
 
     for rel, path, spec in discover(inbox, settings):
-        digest = file_hash(path)
+        try:
+            delivered = read_delivered(path)
+        except FileChanged:
+            log.warning("%s changed while it was read (still being written?): left for the next run", rel)
+            report.changed_while_read.append(rel)
+            continue
+        digest = delivered.digest
         existing = loaded.get(digest)
         if existing is not None:
             skipped.append((rel, digest, existing))
@@ -702,12 +732,8 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
             log.info("skipped %s: same content as delivery %s", rel, existing)
             continue
         record_skipped()
-        try:
-            result = load_file(con, spec, rel, path, digest, run_id, settings, key)
-        except FileChanged:
-            log.warning("%s changed while it was read (still being written?): left for the next run", rel)
-            report.changed_while_read.append(rel)
-            continue
+        result = load_file(con, spec, rel, delivered, run_id, settings, key)
+        del delivered
         loaded.setdefault(digest, result.delivery_id)
         report.deliveries.append(result)
     record_skipped()

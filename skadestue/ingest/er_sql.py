@@ -266,13 +266,15 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
             pass
 
 
-def _rewritten(col: str, udf: str, pattern: str, *, name_pattern: str | None = None) -> str:
+def _rewritten(col: str, udf: str, pattern: str, *, name_pattern: str | None = None, unless: str | None = None) -> str:
     """``col`` through the Python rule ``udf`` where it matches the RE2 candidate ``pattern``
     (which needs 8 characters at least: the length is checked first, most cells are short)
-    or ``name_pattern``."""
+    or ``name_pattern``; not where the condition ``unless`` holds (a shape without a candidate)."""
     hit = f"(length({col}) >= 8 AND regexp_matches({col}, {_q(pattern)}))"
     if name_pattern:
         hit += f" OR regexp_matches({col}, {_q(name_pattern)})"
+    if unless:
+        hit = f"NOT coalesce({unless}, false) AND ({hit})"
     return f"CASE WHEN {hit} THEN {udf}({col}) ELSE {col} END"
 
 
@@ -292,21 +294,23 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
     extras = "".join(f", c{i} AS _x{k}" for k, i in enumerate(extra.values()))
     digits = f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}"
     scrubbed = [f"{k} AS _raw_{k}" for k in keys]
+    # a date in one of the fast shapes has no run of 6 digits: it is not scrubbed
+    parsed_fast = {"ankomst": "_ankomst_ts_f IS NOT NULL", "ulykke_tid": "_ut_full_f IS NOT NULL"}
     for c in texts:
         if c in MAPPED:  # scrubbed by the value maps
             fix = c
         elif c in free:
             fix = _rewritten(c, "_ing_redact_free_text", digits, name_pattern=_NAME_CANDIDATE)
         else:
-            fix = _rewritten(c, "_ing_scrub_valid_cpr", _CPR_CANDIDATE)
+            fix = _rewritten(c, "_ing_scrub_valid_cpr", _CPR_CANDIDATE, unless=parsed_fast.get(c))
         scrubbed.append(f"{fix} AS _s_{c}")
     scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
     # the CPR's keyed hash comes with the records (a 32-byte BLOB until it is written, as hex,
     # to raw and staging)
     facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth", lambda norm: "cpr_hmac")
     layers = [
-        [*scrubbed, f"{sp.cpr_number('_cpr_norm')} AS _cpr_num"],
-        [f"{sp.cpr_birth_date('_cpr_num')} AS _cpr_birth"],
+        [f"{sp.cpr_number('_cpr_norm')} AS _cpr_num"],
+        [*scrubbed, f"{sp.cpr_birth_date('_cpr_num')} AS _cpr_birth"],
     ]
     stamps = sp.datetime_layers("ulykke_tid", "ut_full")
     # a bare time only counts where ulykke_tid is not a date and time: parsed after those
@@ -332,7 +336,7 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         *MAP_COLUMNS,
     ]
     sql = (f"SELECT line_no, n_lines, n_fields, unclosed, overflow, row_hash, cpr_hmac, {picked}{extras}, "
-           f"{sp.cpr_normalised(cpr)} AS _cpr_norm, {', '.join(MAP_COLUMNS)} FROM {REC}")
+           f"{cpr} AS _cpr_norm, {', '.join(MAP_COLUMNS)} FROM {REC}")
     for items in layers:
         sql = f"SELECT *, {', '.join(items)} FROM ({sql})"
     sql = f"SELECT {', '.join(outputs)} FROM ({sql})"

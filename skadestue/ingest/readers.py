@@ -14,6 +14,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,12 +59,6 @@ class CsvFile:
 def content_hash(data: bytes) -> str:
     """sha256 of the file bytes (a redelivered identical file has the same hash)."""
     return hashlib.sha256(data).hexdigest()
-
-
-def file_hash(path) -> str:
-    """:func:`content_hash` of a file, read in blocks (the file is not held in memory)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def count_data_lines(data: bytes) -> int:
@@ -193,10 +188,34 @@ def clean_cells(values) -> pa.Array | pa.ChunkedArray:
     """Cell texts stripped of surrounding whitespace (as str.strip()), blank -> null."""
     if not isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = pa.array(values, type=pa.string())
-    arr = pc.utf8_trim_whitespace(values)
+    # most columns (ids, dates, codes) have no cell to strip: then no copy of the column
+    arr = pc.utf8_trim_whitespace(values) if _may_need_strip(values) else values
     blank = pc.equal(arr, "")
     # most columns have no blank (or, as Arrow's CSV reader gives them, only null) cells: no copy
     return pc.if_else(blank, pa.scalar(None, pa.string()), arr) if pc.any(blank).as_py() else arr
+
+
+def _may_need_strip(values: pa.Array | pa.ChunkedArray) -> bool:
+    """False when no cell starts or ends with a byte that could be whitespace: ASCII
+    whitespace and control bytes, or any non-ASCII byte (Unicode spaces are multi-byte).
+    Read from the string buffers in numpy, a pass over the first and last bytes only."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    for chunk in chunks:
+        if len(chunk) == 0 or chunk.null_count == len(chunk):
+            continue
+        if not pa.types.is_string(chunk.type):
+            return True
+        _, offset_buffer, data_buffer = chunk.buffers()
+        if data_buffer is None or data_buffer.size == 0:
+            continue  # only empty texts
+        offsets = np.frombuffer(offset_buffer, dtype=np.int32)[chunk.offset: chunk.offset + len(chunk) + 1]
+        data = np.frombuffer(data_buffer, dtype=np.uint8)
+        starts, ends = offsets[:-1], offsets[1:]
+        filled = ends > starts  # a null's slot may hold bytes: they are checked too (harmless)
+        first, last = data[starts[filled]], data[ends[filled] - 1]
+        if ((first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)).any():
+            return True
+    return False
 
 
 def cells_frame(rows: list[list[str]], width: int) -> pd.DataFrame:

@@ -21,7 +21,7 @@ line, header = 1), ``n_lines``, ``n_fields``, ``unclosed`` (ends inside a quoted
 set for files read line by line after broken quoting), ``overflow`` (a non-blank field
 beyond the header), ``row_hash`` and ``cpr_hmac`` (keyed hashes of the original text and of
 the CPR cell, see :meth:`Records.add_hashes`; null before) and ``c0``..``c{header width - 1}``
-(cells stripped, blank = null).
+(cells stripped, blank = null; the CPR cell normalised once hashed).
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class Records:
         original line (the audit hash) and ``cpr_hmac`` of cell ``c{cpr}`` normalised (the
         pseudonym, used where the number is valid). Lines DuckDB splits are split here, into
         the records layout in Arrow, so that every part holds its cells in Arrow from now on
-        (:meth:`map_cells`). The line texts are dropped and their memory freed. Once per records."""
+        (:meth:`map_cells`). The CPR cell is replaced by its normalised text (what was hashed).
+        The line texts are dropped and their memory freed. Once per records."""
         split = None
         if self.lines is not None:
             lines = self.lines.append_column("row_hash", hmac_digest(self.lines.column("line_text"), key))
@@ -98,9 +99,12 @@ class Records:
                 table = table.append_column("row_hash", hmac_digest(table.column("line_text"), key))
             if "line_text" in table.column_names:
                 table = table.drop_columns(["line_text"])
-            hashed = (hmac_digest(normalise_cpr(table.column(f"c{cpr}")), key) if cpr is not None
-                      else pa.nulls(table.num_rows, pa.binary()))
-            return table.append_column("cpr_hmac", hashed)
+            if cpr is None:
+                return table.append_column("cpr_hmac", pa.nulls(table.num_rows, pa.binary()))
+            name = f"c{cpr}"
+            norm = normalise_cpr(table.column(name))
+            table = table.set_column(table.column_names.index(name), name, norm)
+            return table.append_column("cpr_hmac", hmac_digest(norm, key))
 
         self.parsed, self.cells = add(self.parsed), add(self.cells)
         if split is not None:
@@ -297,18 +301,16 @@ def _valid_utf8(data: bytes) -> bool:
 
 
 def _line_array(raw: bytes) -> tuple[pa.Array, np.ndarray]:
-    """Physical lines as an Arrow string array, built from the newline positions (numpy)
-    without a Python string per line; trailing blank lines dropped. Also the newline
-    positions in ``raw``."""
-    ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10)
-    n = len(ends) + 1
-    offsets = np.empty(n + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:-1] = ends - np.arange(len(ends))
-    offsets[-1] = len(raw) - len(ends)
-    body = raw.replace(b"\n", b"")
-    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(body))
-    lines = lines.cast(pa.string()) if len(body) < 2**31 - 1 else lines
+    """Physical lines as an Arrow string array, cut at the newlines by Arrow's
+    ``split_pattern`` (no Python string per line); trailing blank lines dropped. Also the
+    newline positions in ``raw``."""
+    whole = pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(raw)], np.int64)),
+                                                        pa.py_buffer(raw)])
+    lines = pc.split_pattern(whole, "\n").values
+    n = len(lines)
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + n + 1]
+    ends = offsets[1:-1] + np.arange(n - 1)  # line i ends at its end in the joined text + i newlines
+    lines = lines.cast(pa.string()) if offsets[-1] < 2**31 - 1 else lines
     last = n
     while last > 0 and not lines[last - 1].as_py().strip():
         last -= 1
@@ -359,6 +361,28 @@ def _has_quote(lines: pa.Array) -> np.ndarray:
     return out
 
 
+def _blank_lines(texts: pa.ChunkedArray) -> np.ndarray:
+    """Which lines are empty or whitespace only. A line that starts with a printable ASCII
+    character is not (read from the offsets in numpy); only the others are checked in full."""
+    maybe = []
+    for chunk in texts.chunks:
+        wide = pa.types.is_large_string(chunk.type)
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if wide else np.int32)
+        offsets = offsets[chunk.offset: chunk.offset + len(chunk) + 1]
+        data = chunk.buffers()[2]
+        first = np.full(len(chunk), 0x20, dtype=np.uint8)  # an empty line counts as a candidate
+        filled = offsets[1:] > offsets[:-1]
+        if data is not None and data.size:
+            first[filled] = np.frombuffer(data, dtype=np.uint8)[offsets[:-1][filled]]
+        maybe.append((first <= 0x20) | (first >= 0x7F))
+    blank = np.concatenate(maybe) if maybe else np.zeros(0, dtype=bool)
+    if blank.any():
+        idx = np.flatnonzero(blank)
+        some = texts.take(pa.array(idx))
+        blank[idx] = pc.or_(pc.equal(pc.utf8_length(some), 0), pc.utf8_is_space(some)).to_numpy(zero_copy_only=False)
+    return blank
+
+
 def _split_lines(lines: pa.Array, delimiter: str, width: int) -> tuple[pa.Table, pa.Table]:
     """The lines DuckDB splits (with the simple-quoting flag) and the few the csv module
     parses one by one; _NeedsFullParse when a quote does not close on its line."""
@@ -400,10 +424,8 @@ def _arrow_cells(raw: bytes, ends: np.ndarray, split: pa.Table, delimiter: str, 
     n = split.num_rows
     if n == 0:
         return None
-    texts = split.column("line_text")
-    blank = pc.or_(pc.equal(pc.utf8_length(texts), 0), pc.utf8_is_space(texts))
-    keep = pc.invert(blank)
-    kept = split.filter(keep) if pc.any(blank).as_py() else split
+    blank = _blank_lines(split.column("line_text"))
+    kept = split.filter(pa.array(~blank)) if blank.any() else split
     if kept.num_rows == 0:
         return None
     line_no = kept.column("line_no").to_numpy()
