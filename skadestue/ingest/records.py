@@ -355,7 +355,7 @@ def _has_quote(lines: pa.Array) -> np.ndarray:
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64 if wide else np.int32)
     offsets = offsets[lines.offset: lines.offset + len(lines) + 1]
     data = np.frombuffer(lines.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
-    where = np.flatnonzero(data == ord('"')) + offsets[0]
+    where = _positions_of(data, ord('"')) + offsets[0]
     out = np.zeros(len(lines), dtype=bool)
     out[np.searchsorted(offsets, where, side="right") - 1] = True
     return out
@@ -381,6 +381,25 @@ def _blank_lines(texts: pa.ChunkedArray) -> np.ndarray:
         some = texts.take(pa.array(idx))
         blank[idx] = pc.or_(pc.equal(pc.utf8_length(some), 0), pc.utf8_is_space(some)).to_numpy(zero_copy_only=False)
     return blank
+
+
+#: Bytes compared per step by :func:`_positions_of`.
+_BLOCK = 1 << 22
+
+
+def _positions_of(data: np.ndarray, byte: int) -> np.ndarray:
+    """Where ``byte`` occurs in ``data``, compared a block at a time into one reused buffer:
+    a comparison of the whole file at once would take a file-sized array of fresh memory,
+    and fresh pages are what costs most here (page faults)."""
+    hit = np.empty(min(len(data), _BLOCK), dtype=bool)
+    found = []
+    for start in range(0, len(data), _BLOCK):
+        block = data[start: start + _BLOCK]
+        out = hit[: len(block)]
+        np.equal(block, byte, out=out)
+        if out.any():
+            found.append(np.flatnonzero(out) + start)
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
 def _split_lines(lines: pa.Array, delimiter: str, width: int) -> tuple[pa.Table, pa.Table]:
