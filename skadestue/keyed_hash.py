@@ -51,22 +51,25 @@ def _context():
     return datafusion.SessionContext(config)
 
 
-def _partitions(values: pa.ChunkedArray) -> list[list[pa.RecordBatch]]:
-    """Contiguous runs of ``values`` as binary record batches, one run per core."""
+def _partitions(values: pa.ChunkedArray, binary: bool = True) -> list[list[pa.RecordBatch]]:
+    """Contiguous runs of ``values`` as record batches (texts as binary, unless not
+    ``binary``), one run per core."""
     n = len(values)
     parts = max(1, min(os.cpu_count() or 1, n // _MIN_PARTITION_ROWS))
     size = -(-n // parts)
-    binary = values.cast(pa.binary()) if pa.types.is_string(values.type) else values.cast(pa.large_binary())
+    if binary:
+        values = values.cast(pa.binary()) if pa.types.is_string(values.type) else values.cast(pa.large_binary())
     return [
-        [pa.record_batch([chunk], names=["v"]) for chunk in binary.slice(start, size).chunks]
+        [pa.record_batch([chunk], names=["v"]) for chunk in values.slice(start, size).chunks]
         for start in range(0, n, size)
     ]
 
 
-def hmac_digest(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.ChunkedArray:
+def hmac_digest(values: pa.Array | pa.ChunkedArray, key: bytes, *, strip_newline: bool = False) -> pa.ChunkedArray:
     """HMAC-SHA256 of the UTF-8 bytes of each text, keyed with ``key``, as 32-byte binary
-    digests (= ``hmac.new(key, text.encode(), sha256).digest()``); null stays null."""
-    return _hmac(values, key, hexed=False)
+    digests (= ``hmac.new(key, text.encode(), sha256).digest()``); null stays null. With
+    ``strip_newline``, of each text without its trailing newlines (lines cut with theirs)."""
+    return _hmac(values, key, hexed=False, strip_newline=strip_newline)
 
 
 def hmac_hex(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.ChunkedArray:
@@ -74,7 +77,7 @@ def hmac_hex(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.ChunkedArray:
     return _hmac(values, key, hexed=True)
 
 
-def _hmac(values: pa.Array | pa.ChunkedArray, key: bytes, *, hexed: bool) -> pa.ChunkedArray:
+def _hmac(values: pa.Array | pa.ChunkedArray, key: bytes, *, hexed: bool, strip_newline: bool = False) -> pa.ChunkedArray:
     context = _context()
     from datafusion import col, lit
     from datafusion import functions as F
@@ -87,13 +90,15 @@ def _hmac(values: pa.Array | pa.ChunkedArray, key: bytes, *, hexed: bool) -> pa.
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         raise TypeError(f"the HMAC hashes texts, not {values.type}")
     ipad, opad = pads(key)
-    inner = F.sha256(F.concat(lit(pa.scalar(ipad, pa.binary())), col("v")))
+    # the texts go in as binary, or (to be trimmed) as the valid UTF-8 they are
+    message = F.rtrim(col("v"), lit("\n")) if strip_newline else col("v")
+    inner = F.sha256(F.concat(lit(pa.scalar(ipad, pa.binary())), message))
     digest = F.sha256(F.concat(lit(pa.scalar(opad, pa.binary())), inner))
     if hexed:
         digest = F.encode(digest, "hex")
     result = F.when(col("v").is_null(), lit(pa.scalar(None, out_type))).otherwise(digest)
     try:
-        frame = context.create_dataframe(_partitions(values))
+        frame = context.create_dataframe(_partitions(values, binary=not strip_newline))
         out = frame.select(result.alias("h")).collect_partitioned()
     except Exception as error:  # its message could quote the plan, and the plan the pads
         raise RuntimeError(f"HMAC-SHA256 failed in DataFusion ({type(error).__name__})") from None

@@ -59,6 +59,12 @@ FILES = {
     "bom_then_invalid": b"\xef\xbb\xbfa;b\n\xff;1\n",
     "nul_in_utf8": b"a;b\n1\x00;2\n",
     "bom_and_crlf": "\ufeffa;b\r\n\u00e6;\u00f8\r\n".encode(),
+    # lines are cut with their newline (no copy of the file): the last one may have none
+    "no_final_newline": b"a;b\n1;2\n3;4",
+    "quoted_last_line_no_newline": b'a;b\n1;2\n"x;y";"z ""q"""',
+    "bom_lf_odd_quote_last": "\ufeffa;b\n\u00e6;1\n2;x\"y".encode(),
+    "blank_last_line_no_newline": b"a;b\n1;2\n \t ",
+    "short_last_line_no_newline": b"a;b;c\n1;2;3\n4;5",
 }
 
 

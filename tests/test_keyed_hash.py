@@ -42,3 +42,13 @@ def test_hmac_hex_edges():
         pads(b"")
     with pytest.raises(TypeError):
         hmac_hex(pa.array([1, 2]), b"k")
+
+
+@pytest.mark.parametrize("key", KEYS[:3], ids=range(3))
+def test_hmac_digest_of_lines_cut_with_their_newline(key):
+    lines = [t + "\n" if t is not None else None for t in TEXTS] + ["last line without one", "", "\n"]
+    want = _want([None if v is None else v.rstrip("\n") for v in lines], key)
+    for arr in (pa.array(lines, pa.string()), pa.chunked_array([pa.array(lines[:4]), pa.array(lines[4:])]),
+                pa.array(lines, pa.large_string())):
+        got = hmac_digest(arr, key, strip_newline=True)
+        assert [None if d is None else d.hex() for d in got.to_pylist()] == want

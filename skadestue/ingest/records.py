@@ -63,14 +63,15 @@ class Records:
     encoding: str
     delimiter: str
     header: list[str]
-    #: One row per physical line after the header (``line_no``, ``line_text``, ``quoted``:
-    #: simple quoting to undo) for the lines DuckDB splits; None when there are none.
+    #: One row per physical line after the header (``line_no``, ``line_text`` with its
+    #: newline, ``quoted``: simple quoting to undo) for the lines DuckDB splits; None when
+    #: there are none.
     lines: pa.Table | None
     #: Records parsed by the csv module, already in the records layout (see module docstring).
     parsed: pa.Table
     warning: str | None = None
-    #: Lines split by Arrow's CSV reader (``line_no``, ``line_text``, ``c0``.. stripped),
-    #: the usual case (see :func:`_arrow_cells`); None when it was not used.
+    #: Lines split by Arrow's CSV reader (``line_no``, ``line_text`` with its newline,
+    #: ``c0``.. stripped), the usual case (see :func:`_arrow_cells`); None when it was not used.
     cells: pa.Table | None = None
 
     @property
@@ -87,16 +88,18 @@ class Records:
         The line texts are dropped and their memory freed. Once per records."""
         split = None
         if self.lines is not None:
-            lines = self.lines.append_column("row_hash", hmac_digest(self.lines.column("line_text"), key))
+            hashed = hmac_digest(self.lines.column("line_text"), key, strip_newline=True)
+            lines = self.lines.append_column("row_hash", hashed)
             self.lines = None
             split = _split_in_duckdb(con, lines, self.delimiter, self.width)
             del lines
 
-        def add(table: pa.Table | None) -> pa.Table | None:
+        def add(table: pa.Table | None, newline: bool = False) -> pa.Table | None:
             if table is None or "cpr_hmac" in table.column_names:
                 return table
             if "row_hash" not in table.column_names:
-                table = table.append_column("row_hash", hmac_digest(table.column("line_text"), key))
+                hashed = hmac_digest(table.column("line_text"), key, strip_newline=newline)
+                table = table.append_column("row_hash", hashed)
             if "line_text" in table.column_names:
                 table = table.drop_columns(["line_text"])
             if cpr is None:
@@ -106,7 +109,7 @@ class Records:
             table = table.set_column(table.column_names.index(name), name, norm)
             return table.append_column("cpr_hmac", hmac_digest(norm, key))
 
-        self.parsed, self.cells = add(self.parsed), add(self.cells)
+        self.parsed, self.cells = add(self.parsed), add(self.cells, newline=True)
         if split is not None:
             split = add(split).select(self.parsed.column_names).cast(self.parsed.schema)
             self.parsed = pa.concat_tables([self.parsed, split])
@@ -182,9 +185,9 @@ def _split_in_duckdb(con: duckdb.DuckDBPyConnection, lines: pa.Table, delimiter:
 
 
 def records_sql(lines: str, delimiter: str, width: int, hashes: str) -> str:
-    """SELECT of the records of the lines relation ``lines``: split on the delimiter (after
-    undoing simple quoting), cells stripped, blank lines dropped; ``hashes``: the SELECT
-    items of :func:`_hashes`."""
+    """SELECT of the records of the lines relation ``lines`` (texts with their newline):
+    split on the delimiter (after undoing simple quoting), cells stripped, blank lines
+    dropped; ``hashes``: the SELECT items of :func:`_hashes`."""
     d = sql_literal(delimiter)
     padded = _padded(delimiter)
     unquoted = (
@@ -200,7 +203,8 @@ def records_sql(lines: str, delimiter: str, width: int, hashes: str) -> str:
         f"SELECT line_no, 1 AS n_lines, len(p) AS n_fields, false AS unclosed, "
         f"len(p) > {width} AND {beyond} AS overflow, {hashes}, {cells} "
         f"FROM (SELECT *, {padded} AS padded, "
-        f"CASE WHEN quoted THEN {unquoted} ELSE string_split(line_text, {d}) END AS p FROM {lines}) "
+        f"CASE WHEN quoted THEN {unquoted} ELSE string_split(line_text, {d}) END AS p "
+        f"FROM (SELECT * REPLACE (rtrim(line_text, chr(10)) AS line_text) FROM {lines})) "
         f"WHERE len(p) > 1 OR {trimmed('p[1]')} IS NOT NULL"
     )
 
@@ -269,20 +273,21 @@ def _quoted_rows(lines: list[str], delimiter: str) -> list[list[str]]:
     return rows
 
 
-def _utf8_bytes(data: bytes) -> tuple[bytes, str]:
+def _utf8_bytes(data: bytes) -> tuple[bytes | memoryview, str]:
     """The file as UTF-8 bytes (no BOM) with every line ending as ``\n``, and its encoding
     as :func:`~skadestue.ingest.readers.decode` names it (which rejects what it rejects).
     UTF-8 is checked by Arrow's validator on the bytes, ten times faster than decoding them
-    into a Python string (which, for Danish text, would take twice the file's size)."""
+    into a Python string (which, for Danish text, would take twice the file's size). A UTF-8
+    file with LF line ends is not copied (after a BOM: a view of the rest)."""
     bom = data.startswith(b"\xef\xbb\xbf")
-    payload = data[3:] if bom else data
-    if _valid_utf8(payload) and b"\x00" not in payload:
+    payload = memoryview(data)[3:] if bom else data
+    if _valid_utf8(payload) and b"\x00" not in data:
         raw, encoding = payload, "utf-8-sig" if bom else "utf-8"
     else:
         text, encoding = decode(data)
         raw = text.encode("utf-8")  # Windows-1252 (decode raises for anything else)
-    if b"\r" in raw:
-        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\r" in data:  # (a byte Windows-1252 and UTF-8 write alike)
+        raw = bytes(raw).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return raw, encoding
 
 
@@ -300,17 +305,16 @@ def _valid_utf8(data: bytes) -> bool:
     return True
 
 
-def _line_array(raw: bytes) -> tuple[pa.Array, np.ndarray]:
-    """Physical lines as an Arrow string array, cut at the newlines by Arrow's
-    ``split_pattern`` (no Python string per line); trailing blank lines dropped. Also the
-    newline positions in ``raw``."""
-    whole = pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(raw)], np.int64)),
-                                                        pa.py_buffer(raw)])
-    lines = pc.split_pattern(whole, "\n").values
-    n = len(lines)
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + n + 1]
-    ends = offsets[1:-1] + np.arange(n - 1)  # line i ends at its end in the joined text + i newlines
-    lines = lines.cast(pa.string()) if offsets[-1] < 2**31 - 1 else lines
+def _line_array(raw) -> tuple[pa.Array, np.ndarray]:
+    """Physical lines as an Arrow string array over ``raw``'s own bytes (no copy), each with
+    its newline; trailing blank lines dropped. Also the newline positions in ``raw``."""
+    ends = _positions_of(np.frombuffer(raw, dtype=np.uint8), 10)
+    n = len(ends) + 1
+    wide = len(raw) >= 2**31
+    offsets = np.empty(n + 1, dtype=np.int64 if wide else np.int32)
+    offsets[0], offsets[1:-1], offsets[-1] = 0, ends + 1, len(raw)
+    lines = pa.Array.from_buffers(pa.large_string() if wide else pa.string(), n,
+                                  [None, pa.py_buffer(offsets), pa.py_buffer(raw)])
     last = n
     while last > 0 and not lines[last - 1].as_py().strip():
         last -= 1
@@ -413,7 +417,8 @@ def _split_lines(lines: pa.Array, delimiter: str, width: int) -> tuple[pa.Table,
     other = np.zeros(n, dtype=bool)
     if has_quote.any():
         q_idx = np.flatnonzero(has_quote)
-        simple = pc.match_substring_regex(body.filter(pa.array(has_quote)), _simple_quoting(delimiter))
+        with_quote = pc.utf8_rtrim(body.filter(pa.array(has_quote)), characters="\n")
+        simple = pc.match_substring_regex(with_quote, _simple_quoting(delimiter))
         simple = simple.to_numpy(zero_copy_only=False)
         other[q_idx[~simple]] = True
         quoted &= ~other
@@ -423,7 +428,7 @@ def _split_lines(lines: pa.Array, delimiter: str, width: int) -> tuple[pa.Table,
     if not other.any():
         return split, _parsed_table([], [], [], [], [], [], width)
     o_idx = np.flatnonzero(other)
-    texts = body.filter(pa.array(other)).to_pylist()
+    texts = [t.rstrip("\n") for t in body.filter(pa.array(other)).to_pylist()]
     rows = _quoted_rows(texts, delimiter)
     record = [len(r) > 1 or any(c.strip() for c in r) for r in rows]
     rows = [r for r, k in zip(rows, record) if k]
@@ -519,7 +524,7 @@ def read_records(data: bytes) -> Records:
     """Decode and cut one delivered file (raises UnreadableFile for a whole-file reject)."""
     raw, encoding = _utf8_bytes(data)
     lines, ends = _line_array(raw)
-    first = lines[0].as_py()
+    first = lines[0].as_py().rstrip("\n")
     delimiter = sniff_delimiter(first)
     try:
         header = _header(first, delimiter)
