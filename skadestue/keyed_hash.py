@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import uuid
 
 import pyarrow as pa
 
@@ -97,11 +98,17 @@ def _hmac(values: pa.Array | pa.ChunkedArray, key: bytes, *, hexed: bool, strip_
     if hexed:
         digest = F.encode(digest, "hex")
     result = F.when(col("v").is_null(), lit(pa.scalar(None, out_type))).otherwise(digest)
+    # create_dataframe registers the batches as a table of the session: unregistered after,
+    # or the session would keep every text it ever hashed (CPR numbers, whole lines) in memory
+    name = f"_hmac_{uuid.uuid4().hex}"
     try:
-        frame = context.create_dataframe(_partitions(values, binary=not strip_newline))
+        frame = context.create_dataframe(_partitions(values, binary=not strip_newline), name=name)
         out = frame.select(result.alias("h")).collect_partitioned()
     except Exception as error:  # its message could quote the plan, and the plan the pads
         raise RuntimeError(f"HMAC-SHA256 failed in DataFusion ({type(error).__name__})") from None
+    finally:
+        if context.table_exist(name):
+            context.deregister_table(name)
     chunks = [batch.column(0).cast(out_type) for part in out for batch in part]
     hashed = pa.chunked_array(chunks, type=out_type)
     if len(hashed) != len(values):

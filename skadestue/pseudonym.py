@@ -205,7 +205,7 @@ _PHONE_CANDIDATE = r"\d{8}|\d{2}[ -]\d{2}[ -]\d{2}[ -]\d{2}|\d{4}[ -]\d{4}"
 #: such as "æ" before it still counts as a boundary, so the candidates stay a superset),
 #: not inside one ("Æblehaven", "Havnevej").
 _NAME_CANDIDATE = (
-    r"(?i)\b(vidne|pt|patient|fører|passager|cyklist|fodgænger|mor|far|ven|pårørende|navn|kontakt)"
+    r"(?i:\b(vidne|pt|patient|fører|passager|cyklist|fodgænger|mor|far|ven|pårørende|navn|kontakt))"
 )
 
 

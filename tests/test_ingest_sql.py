@@ -58,6 +58,7 @@ FILES = {
     # ... or rejected
     "bom_then_invalid": b"\xef\xbb\xbfa;b\n\xff;1\n",
     "nul_in_utf8": b"a;b\n1\x00;2\n",
+    "neither_utf8_nor_cp1252": b"a;b\n\x81\x8d;1\n",
     "bom_and_crlf": "\ufeffa;b\r\n\u00e6;\u00f8\r\n".encode(),
     # lines are cut with their newline (no copy of the file): the last one may have none
     "no_final_newline": b"a;b\n1;2\n3;4",
@@ -262,18 +263,24 @@ def test_no_table_holds_a_cpr_number_or_the_narrative():
         "K1;SVS;2024-03-05 14:32;050387-1234;vidne Jens Hansen 0101004000;Pt. 050387-1234, tlf 12345678;"
         "kontakt 2412994017\n"
         "0101004000;SVS;2024-03-05 14:32;;Torvet 1;;\n"
+        "K3;SVS;050387-1234 14:32;;cyklist: Ole Hansen ramt ved Møllevej;;\n"
+        "K4;SVS;05-03-2024 14:32;;Møllevej 4, tlf 12 34 56 78;;\n"
     ).encode()
     rec = read_records(data)
     settings = Settings(pseudonym_key="k")
     cols = delivery_mod.map_columns(rec.header, ER_SPEC, ER_SPEC.mapping(settings))
     con = connect(":memory:")
     prepared = er_sql.prepare_er(con, rec, ER_SPEC, cols.positions, cols.extra, settings, KEY)
-    assert prepared.extra_columns == ["afdeling"] and (prepared.rows_read, prepared.rows_quarantined) == (2, 1)
+    assert prepared.extra_columns == ["afdeling"] and (prepared.rows_read, prepared.rows_quarantined) == (4, 2)
     tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()]
     assert set(tables) >= {er_sql.CELLS, er_sql.FLAGGED, er_sql.BAD}
     cells = [v for t in tables for row in con.execute(f"SELECT * FROM {t}").fetchall() for v in row
              if isinstance(v, str)]
-    assert cells and not [v for v in cells if re.search(r"\d{6}-?\d{4}", v) or "Pt." in v or "Jens" in v]
+    assert cells and not [v for v in cells if re.search(r"\d{6}-?\d{4}|\d\d \d\d \d\d \d\d", v)
+                          or "Pt." in v or "Jens" in v or "Ole" in v]
+    others = con.execute(f"SELECT line_no, ankomst, ulykkessted FROM {er_sql.CELLS} WHERE line_no > 3 ORDER BY 1")
+    assert others.fetchall() == [(4, "[CPR] 14:32", "cyklist: [NAVN] ramt ved Møllevej"),
+                                 (5, "05-03-2024 14:32", "Møllevej 4, tlf [TLF]")]
     row = con.execute(f"SELECT * FROM {er_sql.CELLS} WHERE line_no = 2").df().iloc[0]
     assert row["ulykkessted"] == "vidne [NAVN] [CPR]" and json.loads(row["extra"]) == {"afdeling": "kontakt [CPR]"}
     assert row["fritekst_chars"] == len("Pt. 050387-1234, tlf 12345678")
@@ -282,8 +289,9 @@ def test_no_table_holds_a_cpr_number_or_the_narrative():
                       for n, line in enumerate(data.decode().splitlines()[1:], start=2)}
     assert bytes(row["cpr_pseudonym"]) == hmac.new(KEY, b"0503871234", hashlib.sha256).digest()
     assert (row["cpr_status"], str(row["cpr_birth_date"])[:10], row["cpr_sex"]) == ("valid", "1987-03-05", "K")
-    assert prepared.quarantine["reason"].tolist() == ["kontakt_id looks like a CPR number; the row is not stored"]
-    assert prepared.quarantine["record_key"].tolist() == ["SVS|[CPR]"]
+    assert prepared.quarantine["reason"].tolist() == ["kontakt_id looks like a CPR number; the row is not stored",
+                                                      "ankomst '[CPR] 14:32' is not a date"]
+    assert prepared.quarantine["record_key"].tolist() == ["SVS|[CPR]", "SVS|K3"]
     er_sql.drop_temp(con)
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE starts_with(view_name, '_ing_')").fetchone() == (0,)

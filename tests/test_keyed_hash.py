@@ -52,3 +52,13 @@ def test_hmac_digest_of_lines_cut_with_their_newline(key):
                 pa.array(lines, pa.large_string())):
         got = hmac_digest(arr, key, strip_newline=True)
         assert [None if d is None else d.hex() for d in got.to_pylist()] == want
+
+
+def test_the_session_keeps_nothing_it_hashed():
+    """DataFusion's create_dataframe registers its input as a table: the texts (CPR numbers,
+    whole lines) would stay in memory for the life of the process."""
+    from skadestue.keyed_hash import _context
+
+    hmac_digest(pa.array(["050387-1234", "a line"] * 10), b"k")
+    hmac_hex(pa.array(["0503871234"]), b"k")
+    assert _context().catalog().schema().names() == set()

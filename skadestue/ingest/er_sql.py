@@ -23,7 +23,9 @@ tests/test_ingest_sql.py checks that on a demo night.
 from __future__ import annotations
 
 import logging
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -198,25 +200,31 @@ def value_maps(settings: Settings, positions: dict[str, int]) -> Callable[[list[
     maps = {"kommune": (_kommune_map(settings.kommuner), _KOMMUNE_OUTPUTS), **_MAPS}
     pos = {c.lower(): i for c, i in positions.items()}
 
+    def mapped(parts: list[pa.Table], col: str) -> tuple[str | None, list[pa.ChunkedArray] | None, list[dict]]:
+        """One column's rule: (the cell, its scrubbed values per part or None, the appended
+        columns per part)."""
+        fn, outputs = maps[col]
+        if col not in pos:
+            return None, None, [{name: pa.nulls(p.num_rows, t) for name, t in outputs.values()} for p in parts]
+        cell = f"c{pos[col]}"
+        values = pa.chunked_array([c for p in parts for c in p.column(cell).chunks], type=pa.string())
+        uniques = pc.unique(values).drop_null()
+        clean = _scrubbed(uniques)
+        result = (fn(pd.Series(clean.to_pylist(), dtype="object")) if len(uniques)
+                  else pd.DataFrame({k: [] for k in outputs}))
+        arrays = {name: pa.array(result[k], type=t, from_pandas=True) for k, (name, t) in outputs.items()}
+        indexes = [pc.index_in(p.column(cell), value_set=uniques) for p in parts]
+        scrubbed = [_spread(clean, i) for i in indexes] if clean is not uniques else None  # a CPR was masked
+        return cell, scrubbed, [{name: _spread(arr, i) for name, arr in arrays.items()} for i in indexes]
+
     def apply(parts: list[pa.Table]) -> list[pa.Table]:
-        for col, (fn, outputs) in maps.items():
-            if col not in pos:
-                parts = [_append(p, {name: pa.nulls(p.num_rows, t) for name, t in outputs.values()}) for p in parts]
-                continue
-            cell = f"c{pos[col]}"
-            values = pa.chunked_array([c for p in parts for c in p.column(cell).chunks], type=pa.string())
-            uniques = pc.unique(values).drop_null()
-            clean = _scrubbed(uniques)
-            result = (fn(pd.Series(clean.to_pylist(), dtype="object")) if len(uniques)
-                      else pd.DataFrame({k: [] for k in outputs}))
-            mapped = {name: pa.array(result[k], type=t, from_pandas=True) for k, (name, t) in outputs.items()}
-            out = []
-            for p in parts:
-                index = pc.index_in(p.column(cell), value_set=uniques)
-                if clean is not uniques:  # a CPR number was masked
-                    p = p.set_column(p.schema.get_field_index(cell), cell, _spread(clean, index))
-                out.append(_append(p, {name: _spread(arr, index) for name, arr in mapped.items()}))
-            parts = out
+        # the columns' rules are independent: Arrow's kernels (most of the work) run on both cores
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            results = list(pool.map(lambda col: mapped(parts, col), maps))
+        for cell, scrubbed, appended in results:  # in the rules' order
+            if scrubbed is not None:
+                parts = [p.set_column(p.schema.get_field_index(cell), cell, v) for p, v in zip(parts, scrubbed)]
+            parts = [_append(p, a) for p, a in zip(parts, appended)]
         return parts
 
     return apply
@@ -269,10 +277,12 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
 def _rewritten(col: str, udf: str, pattern: str, *, name_pattern: str | None = None, unless: str | None = None) -> str:
     """``col`` through the Python rule ``udf`` where it matches the RE2 candidate ``pattern``
     (which needs 8 characters at least: the length is checked first, most cells are short)
-    or ``name_pattern``; not where the condition ``unless`` holds (a shape without a candidate)."""
-    hit = f"(length({col}) >= 8 AND regexp_matches({col}, {_q(pattern)}))"
+    or ``name_pattern`` (one regex for both: one pass over the text); not where the
+    condition ``unless`` holds (a shape without a candidate)."""
     if name_pattern:
-        hit += f" OR regexp_matches({col}, {_q(name_pattern)})"
+        hit = f"regexp_matches({col}, {_q(f'{pattern}|{name_pattern}')})"
+    else:
+        hit = f"(length({col}) >= 8 AND regexp_matches({col}, {_q(pattern)}))"
     if unless:
         hit = f"NOT coalesce({unless}, false) AND ({hit})"
     return f"CASE WHEN {hit} THEN {udf}({col}) ELSE {col} END"

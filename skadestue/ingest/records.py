@@ -29,7 +29,9 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -281,14 +283,24 @@ def _utf8_bytes(data: bytes) -> tuple[bytes | memoryview, str]:
     file with LF line ends is not copied (after a BOM: a view of the rest)."""
     bom = data.startswith(b"\xef\xbb\xbf")
     payload = memoryview(data)[3:] if bom else data
-    if _valid_utf8(payload) and b"\x00" not in data:
+    valid, nul = _valid_utf8(payload), b"\x00" in data
+    if valid and not nul:
         raw, encoding = payload, "utf-8-sig" if bom else "utf-8"
     else:
-        text, encoding = decode(data)
+        text, encoding = _windows_1252(data) if not (valid or nul or bom) else decode(data)
         raw = text.encode("utf-8")  # Windows-1252 (decode raises for anything else)
     if b"\r" in data:  # (a byte Windows-1252 and UTF-8 write alike)
         raw = bytes(raw).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return raw, encoding
+
+
+def _windows_1252(data: bytes) -> tuple[str, str]:
+    """A file that is not UTF-8 (Arrow's validator said so) decoded as Windows-1252, as
+    :func:`~skadestue.ingest.readers.decode` would without trying UTF-8 again first."""
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return decode(data)  # rejects it, with decode's reason
 
 
 def _valid_utf8(data: bytes) -> bool:
@@ -484,10 +496,12 @@ def _arrow_cells(raw: bytes, ends: np.ndarray, split: pa.Table, delimiter: str, 
     if invalid or table.num_rows != kept.num_rows:
         log.info("%d lines do not have the header's %d fields: split in SQL", len(invalid), width)
         return None
-    cells = {}
-    for name in names:  # column by column, each raw column freed once cleaned (peak memory)
-        cells[name] = clean_cells(table.column(name))
-        table = table.drop_columns([name])
+    # Arrow's kernels release the GIL: the columns are cleaned on every core
+    columns = [table.column(name) for name in names]
+    del table
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        cells = dict(zip(names, pool.map(clean_cells, columns)))
+    del columns
     return pa.table({"line_no": kept.column("line_no"), "line_text": kept.column("line_text"), **cells})
 
 
