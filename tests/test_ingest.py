@@ -19,6 +19,7 @@ from skadestue.config import ErColumns, IngestSettings, Settings
 from skadestue.db import connect
 from skadestue.ingest import IngestAccountingError, build_core, ingest_inbox
 from skadestue.ingest import delivery as delivery_mod
+from skadestue.ingest.readers import content_hash
 
 KEY = "synthetic-test-key"
 #: The synthetic CPR numbers used below (valid ones and a malformed one).
@@ -517,6 +518,16 @@ def test_unclosed_quote_does_not_swallow_the_following_rows(tmp_path):
         (2, "U1", "Vestergade 5;7", None), (3, "U2", 'Torvet 5"B', None), (4, "U3", "Y", "1"),
     ]
     con.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 5_000_003])
+def test_a_delivery_is_read_once_and_hashed_as_read(tmp_path, size):
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    (tmp_path / "f.csv").write_bytes(data)
+    delivered = delivery_mod.read_delivered(tmp_path / "f.csv")
+    assert delivered.digest == content_hash(data) and delivered.take() == data
+    with pytest.raises(RuntimeError, match="taken already"):
+        delivered.take()
 
 
 def test_a_file_that_changes_while_it_is_read_is_left_for_the_next_run(tmp_path, monkeypatch):
