@@ -9,10 +9,12 @@ import itertools
 import json
 import hashlib
 import hmac
+import random
 import re
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from skadestue.config import Settings
@@ -20,6 +22,7 @@ from skadestue.db import connect
 from skadestue.demo import generate_demo
 from skadestue.ingest import IngestAccountingError, build_core, er_sql, ingest_inbox
 from skadestue.ingest import delivery as delivery_mod
+from skadestue.ingest import records as records_mod
 from skadestue.ingest.er import ER_SPEC
 from skadestue.ingest.readers import UnreadableFile, read_delivery
 from skadestue.ingest.records import read_records
@@ -107,6 +110,30 @@ def test_records_are_those_of_the_csv_module(name):
     for i in range(width):
         want = [None if pd.isna(v) else v for v in ref.cells[i]]
         assert [None if pd.isna(v) else v for v in got[f"c{i}"]] == want, f"column {i}"
+
+
+def _simple_quoting(delimiter: str) -> str:
+    """RE2 pattern of a line whose quotes all enclose whole fields (what records._quoting
+    finds in numpy): the fields between delimiters, each quote-free or one quoted run."""
+    d = re.escape(delimiter)
+    field = f'(?:[^"{d}]*|"[^"]*")'
+    return f"^{field}(?:{d}{field})*$"
+
+
+@pytest.mark.parametrize("delimiter", [";", ",", "\t"])
+def test_simple_quoting_found_in_numpy_is_the_regex(delimiter):
+    rng = random.Random(11)
+    alphabet = ['"', '"', delimiter, delimiter, "a", " ", "æ", "\t", ",", ";", "x"]
+    lines = ["".join(rng.choices(alphabet, k=rng.randint(0, 9))) for _ in range(20_000)]
+    lines += ['"a"', '""', '"', '"";""', 'a;"b;c";""', '"a""b"', '"a" ;b', 'a;"b"x', '"x', 'x"']
+    lines = [t + "\n" if rng.random() < 0.5 else t for t in lines]
+    has_quote, simple = records_mod._quoting(pa.array(lines, pa.string()), delimiter)
+    pattern = re.compile(_simple_quoting(delimiter))
+    for t, h, q in zip(lines, has_quote, simple):
+        body = t.rstrip("\n")
+        assert h == ('"' in body), t
+        assert q == (h and pattern.match(body) is not None), t
+    assert simple.sum() > 500 and (has_quote & ~simple).sum() > 5000  # both kinds, many times
 
 
 def test_records_of_the_common_shapes():

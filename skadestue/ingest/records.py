@@ -335,15 +335,6 @@ def _line_array(raw) -> tuple[pa.Array, np.ndarray]:
     return lines.slice(0, last), ends
 
 
-def _simple_quoting(delimiter: str) -> str:
-    """RE2 pattern of a line whose quotes all enclose whole fields, with no doubled quote
-    inside and nothing between a closing quote and the next delimiter: the csv module reads
-    such a line as the fields between unquoted delimiters, quotes removed."""
-    d = re.escape(delimiter)
-    field = f'(?:[^"{d}]*|"[^"]*")'
-    return f"^{field}(?:{d}{field})*$"
-
-
 def _parsed_table(
     line_no, n_lines, n_fields, unclosed, line_text, rows: list[list[str]], width: int,
 ) -> pa.Table:
@@ -364,17 +355,37 @@ def _parsed_table(
     })
 
 
-def _has_quote(lines: pa.Array) -> np.ndarray:
-    """Which lines hold a quote character: the quote bytes of the Arrow data buffer, placed
-    on their lines by the offsets (numpy; no per-line kernel call)."""
+def _quoting(lines: pa.Array, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per line: does it hold a quote character, and are its quotes *simple* (each pair
+    encloses a whole field: the opening one starts the line or follows a delimiter, the
+    closing one ends the line or precedes one, so no doubled quote inside and nothing between
+    a closing quote and the next delimiter; the csv module then reads the line as the fields
+    between unquoted delimiters, quotes removed). Read from the quote bytes of the Arrow data
+    buffer and their neighbours, placed on their lines by the offsets (numpy; no per-line
+    call). Lines may end with their newline."""
     wide = pa.types.is_large_string(lines.type)
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64 if wide else np.int32)
-    offsets = offsets[lines.offset: lines.offset + len(lines) + 1]
-    data = np.frombuffer(lines.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
-    where = _positions_of(data, ord('"')) + offsets[0]
-    out = np.zeros(len(lines), dtype=bool)
-    out[np.searchsorted(offsets, where, side="right") - 1] = True
-    return out
+    offsets = offsets[lines.offset: lines.offset + len(lines) + 1].astype(np.int64)
+    has_quote = np.zeros(len(lines), dtype=bool)
+    data = np.frombuffer(lines.buffers()[2], dtype=np.uint8) if len(lines) and offsets[-1] > offsets[0] else None
+    if data is None:
+        return has_quote, has_quote.copy()
+    where = _positions_of(data[offsets[0]: offsets[-1]], ord('"')) + offsets[0]
+    if not len(where):
+        return has_quote, has_quote.copy()
+    line = np.searchsorted(offsets, where, side="right") - 1
+    has_quote[line] = True
+    start, end = offsets[line], offsets[line + 1]
+    end = end - (data[np.maximum(end - 1, 0)] == 10)  # the line's text, without its newline
+    rank = np.arange(len(where)) - np.searchsorted(line, line, side="left")  # 0, 1, ... per line
+    sep = ord(delimiter)
+    opens_field = (where == start) | (data[np.maximum(where - 1, 0)] == sep)
+    closes_field = (where + 1 == end) | (data[np.minimum(where + 1, len(data) - 1)] == sep)
+    wrong = np.where(rank % 2 == 0, ~opens_field, ~closes_field)
+    bad = np.zeros(len(lines), dtype=bool)
+    bad[line[wrong]] = True
+    bad[line[np.r_[line[1:] != line[:-1], True] & (rank % 2 == 0)]] = True  # an odd number of quotes
+    return has_quote, has_quote & ~bad
 
 
 def _blank_lines(texts: pa.ChunkedArray) -> np.ndarray:
@@ -424,16 +435,8 @@ def _split_lines(lines: pa.Array, delimiter: str, width: int) -> tuple[pa.Table,
     body = lines.slice(1)
     n = len(body)
     line_no = np.arange(2, n + 2, dtype="int64")
-    has_quote = _has_quote(body)
-    quoted = has_quote.copy()
-    other = np.zeros(n, dtype=bool)
-    if has_quote.any():
-        q_idx = np.flatnonzero(has_quote)
-        with_quote = pc.utf8_rtrim(body.filter(pa.array(has_quote)), characters="\n")
-        simple = pc.match_substring_regex(with_quote, _simple_quoting(delimiter))
-        simple = simple.to_numpy(zero_copy_only=False)
-        other[q_idx[~simple]] = True
-        quoted &= ~other
+    has_quote, quoted = _quoting(body, delimiter)
+    other = has_quote & ~quoted
     keep = ~other
     split = pa.table({"line_no": line_no, "line_text": body, "quoted": quoted})
     split = _batched(split)
