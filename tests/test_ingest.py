@@ -521,13 +521,19 @@ def test_unclosed_quote_does_not_swallow_the_following_rows(tmp_path):
 
 
 @pytest.mark.parametrize("size", [0, 1, 5_000_003])
-def test_a_delivery_is_read_once_and_hashed_as_read(tmp_path, size):
+def test_a_delivery_is_hashed_in_blocks_then_read_as_hashed(tmp_path, size):
     data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
-    (tmp_path / "f.csv").write_bytes(data)
-    delivered = delivery_mod.read_delivered(tmp_path / "f.csv")
-    assert delivered.digest == content_hash(data) and delivered.take() == data
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    digest, state = delivery_mod.file_digest(path)
+    assert digest == content_hash(data) and state[0] == size
+    delivered = delivery_mod.read_delivered(path, digest, state)
+    assert delivered.digest == digest and delivered.take() == data
     with pytest.raises(RuntimeError, match="taken already"):
         delivered.take()
+    path.write_bytes(data + b"\n")  # written again after it was hashed
+    with pytest.raises(delivery_mod.FileChanged):
+        delivery_mod.read_delivered(path, digest, state)
 
 
 def test_a_file_that_changes_while_it_is_read_is_left_for_the_next_run(tmp_path, monkeypatch):

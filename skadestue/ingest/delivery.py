@@ -9,6 +9,7 @@ rows_quarantined is checked against the database before the commit.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from skadestue.ingest.checks import Findings
 from skadestue.ingest.er import ER_SPEC
 from skadestue.ingest.police import ACCIDENT_SPEC, PERSON_SPEC
 from skadestue.ingest import er_sql
-from skadestue.ingest.readers import CsvFile, UnreadableFile, content_hash, read_delivery
+from skadestue.ingest.readers import CsvFile, UnreadableFile, read_delivery
 from skadestue.ingest.records import read_records
 from skadestue.ingest.sources import CprFacts, SourceSpec, Typed
 from skadestue.keyed_hash import hmac_hex
@@ -569,8 +570,8 @@ class FileChanged(Exception):
 
 @dataclass
 class Delivered:
-    """A delivered file's bytes and their content hash (read once: what is hashed is what is
-    loaded). :meth:`take` hands the bytes over, so they can be let go once parsed."""
+    """A delivered file's bytes and their content hash. :meth:`take` hands the bytes over,
+    so they can be let go once parsed."""
 
     data: bytes | None
     digest: str
@@ -587,14 +588,26 @@ def _file_state(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def read_delivered(path: Path) -> Delivered:
-    """The file's bytes and sha256, read once; FileChanged if its size or modification time
-    changed during the read (a file still being written is left for the next run)."""
-    before = _file_state(path)
-    data = path.read_bytes()
-    if len(data) != before[0] or _file_state(path) != before:
+def file_digest(path: Path) -> tuple[str, tuple[int, int]]:
+    """The file's sha256 (as :func:`~skadestue.ingest.readers.content_hash`), read in blocks
+    (a file loaded before is skipped without being held in memory), and its size and
+    modification time; FileChanged if they changed while it was hashed."""
+    state = _file_state(path)
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if _file_state(path) != state:
         raise FileChanged(path)
-    return Delivered(data, content_hash(data))
+    return digest, state
+
+
+def read_delivered(path: Path, digest: str, state: tuple[int, int]) -> Delivered:
+    """The bytes of the file hashed as ``digest``: FileChanged if its size or modification
+    time is not what they were when it was hashed (a file still being written is left for
+    the next run). Not hashed again: the size and time say the bytes are the ones hashed."""
+    data = path.read_bytes()
+    if len(data) != state[0] or _file_state(path) != state:
+        raise FileChanged(path)
+    return Delivered(data, digest)
 
 
 def load_file(
@@ -719,13 +732,14 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str
 
     for rel, path, spec in discover(inbox, settings):
         try:
-            delivered = read_delivered(path)
+            digest, state = file_digest(path)
+            existing = loaded.get(digest)
+            if existing is None:
+                delivered = read_delivered(path, digest, state)
         except FileChanged:
             log.warning("%s changed while it was read (still being written?): left for the next run", rel)
             report.changed_while_read.append(rel)
             continue
-        digest = delivered.digest
-        existing = loaded.get(digest)
         if existing is not None:
             skipped.append((rel, digest, existing))
             report.skipped_duplicates.append(rel)
