@@ -253,7 +253,9 @@ def main() -> None:
         size_mb = sum(f.stat().st_size for f in files) / 1e6
         del sample
         # The timed part runs in a fresh process, so its peak memory is the ingest's own
-        # (imports + warehouse + ingest), not the data generation's.
+        # (imports + warehouse + ingest), not the data generation's; after the files just
+        # written are on disk, as a night's deliveries are, not flushed during the timing.
+        os.sync()
         child = subprocess.run(
             [sys.executable, __file__, "--rows", str(args.rows), "--child", str(inbox), "--night", str(work / "night"),
              *(["--warehouse", str(work / "warehouse.duckdb")] if args.warehouse_file else [])],
