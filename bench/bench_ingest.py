@@ -15,7 +15,7 @@ core brought up to date incrementally (``build_core(..., incremental=True)``); f
 ``night_*``. Peak memory is also given per step (``*_peak_rss_mb``: the high-water mark reset
 at the step's start).
 
-    .venv/bin/python bench/bench_ingest.py --rows 1000000
+    .venv/bin/python bench/bench_ingest.py --rows 1000000 --repeat 5
     .venv/bin/python bench/bench_ingest.py --rows 1000000 --single-file --out bench/results/bench_ingest_single_file.json
     .venv/bin/python bench/bench_ingest.py --rows 1000000 --warehouse-file --out bench/results/bench_ingest_file.json
 
@@ -238,6 +238,10 @@ def main() -> None:
     ap.add_argument("--warehouse", help=argparse.SUPPRESS)  # internal: the child's warehouse
     ap.add_argument("--single-file", action="store_true",
                     help="all rows in one UTF-8 delivery (a full reload) instead of two dialects")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="timed runs on the same files, each in a fresh process; the median run "
+                         "(by rows/s) is reported, every run under 'runs' (this machine's speed "
+                         "swings by a third within minutes)")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: ingest this inbox, print JSON
     ap.add_argument("--night", help=argparse.SUPPRESS)  # internal: then this night's files
     args = ap.parse_args()
@@ -256,14 +260,24 @@ def main() -> None:
         # (imports + warehouse + ingest), not the data generation's; after the files just
         # written are on disk, as a night's deliveries are, not flushed during the timing.
         os.sync()
-        child = subprocess.run(
-            [sys.executable, __file__, "--rows", str(args.rows), "--child", str(inbox), "--night", str(work / "night"),
-             *(["--warehouse", str(work / "warehouse.duckdb")] if args.warehouse_file else [])],
-            check=True, capture_output=True, text=True,
-        )
-        result = {"files": len(files), "csv_mb": round(size_mb, 1),
-                  **json.loads(child.stdout.strip().splitlines()[-1])}
+        runs = []
+        for _ in range(max(1, args.repeat)):
+            child = subprocess.run(
+                [sys.executable, __file__, "--rows", str(args.rows), "--child", str(inbox),
+                 "--night", str(work / "night"),
+                 *(["--warehouse", str(work / "warehouse.duckdb")] if args.warehouse_file else [])],
+                check=True, capture_output=True, text=True,
+            )
+            runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            for f in (work / "night" / "skadestue").glob("*.csv"):  # the child added the night
+                (inbox / "skadestue" / f.name).unlink(missing_ok=True)
+            (work / "warehouse.duckdb").unlink(missing_ok=True)
+        median = sorted(runs, key=lambda r: r["rows_per_s"])[len(runs) // 2]
+        result = {"files": len(files), "csv_mb": round(size_mb, 1), **median}
         result |= {"cpus": os.cpu_count(), "python": platform.python_version()}
+        if len(runs) > 1:
+            keys = ("total_s", "rows_per_s", "total_cpu_s", "peak_rss_mb", "load_avg_1min_before")
+            result["runs"] = [{k: r[k] for k in keys} for r in runs]
     print(f"{'metric':<26} value")
     for k, v in result.items():
         print(f"{k:<26} {v}")
