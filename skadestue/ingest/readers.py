@@ -195,6 +195,13 @@ def clean_cells(values) -> pa.Array | pa.ChunkedArray:
     return pc.if_else(blank, pa.scalar(None, pa.string()), arr) if pc.any(blank).as_py() else arr
 
 
+def string_offsets(chunk: pa.Array) -> np.ndarray:
+    """The offsets of a (large) string array's values in its data buffer (numpy, no copy)."""
+    wide = pa.types.is_large_string(chunk.type)
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if wide else np.int32)
+    return offsets[chunk.offset: chunk.offset + len(chunk) + 1]
+
+
 def _may_need_strip(values: pa.Array | pa.ChunkedArray) -> bool:
     """False when no cell starts or ends with a byte that could be whitespace: ASCII
     whitespace and control bytes, or any non-ASCII byte (Unicode spaces are multi-byte).
@@ -203,12 +210,12 @@ def _may_need_strip(values: pa.Array | pa.ChunkedArray) -> bool:
     for chunk in chunks:
         if len(chunk) == 0 or chunk.null_count == len(chunk):
             continue
-        if not pa.types.is_string(chunk.type):
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             return True
-        _, offset_buffer, data_buffer = chunk.buffers()
+        data_buffer = chunk.buffers()[2]
         if data_buffer is None or data_buffer.size == 0:
             continue  # only empty texts
-        offsets = np.frombuffer(offset_buffer, dtype=np.int32)[chunk.offset: chunk.offset + len(chunk) + 1]
+        offsets = string_offsets(chunk)
         data = np.frombuffer(data_buffer, dtype=np.uint8)
         starts, ends = offsets[:-1], offsets[1:]
         filled = ends > starts  # a null's slot may hold bytes: they are checked too (harmless)

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from skadestue.ingest.readers import (
-    CsvFile, UnreadableFile, clean_cells, decode, read_csv_text, sniff_delimiter,
+    CsvFile, UnreadableFile, clean_cells, decode, read_csv_text, sniff_delimiter, string_offsets,
 )
 from skadestue.ingest.sql_parse import WHITESPACE, WS_CLASS, sql_literal, trimmed
 from skadestue.keyed_hash import hmac_digest
@@ -363,9 +363,7 @@ def _quoting(lines: pa.Array, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
     between unquoted delimiters, quotes removed). Read from the quote bytes of the Arrow data
     buffer and their neighbours, placed on their lines by the offsets (numpy; no per-line
     call). Lines may end with their newline."""
-    wide = pa.types.is_large_string(lines.type)
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64 if wide else np.int32)
-    offsets = offsets[lines.offset: lines.offset + len(lines) + 1].astype(np.int64)
+    offsets = string_offsets(lines).astype(np.int64)
     has_quote = np.zeros(len(lines), dtype=bool)
     data = np.frombuffer(lines.buffers()[2], dtype=np.uint8) if len(lines) and offsets[-1] > offsets[0] else None
     if data is None:
@@ -393,9 +391,7 @@ def _blank_lines(texts: pa.ChunkedArray) -> np.ndarray:
     character is not (read from the offsets in numpy); only the others are checked in full."""
     maybe = []
     for chunk in texts.chunks:
-        wide = pa.types.is_large_string(chunk.type)
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if wide else np.int32)
-        offsets = offsets[chunk.offset: chunk.offset + len(chunk) + 1]
+        offsets = string_offsets(chunk)
         data = chunk.buffers()[2]
         first = np.full(len(chunk), 0x20, dtype=np.uint8)  # an empty line counts as a candidate
         filled = offsets[1:] > offsets[:-1]
