@@ -43,8 +43,8 @@ _CPR_NAMED_RE = r"^(?P<dd>\d{2})(?P<mm>\d{2})(?P<yy>\d{2})(?P<d7>\d)\d{2}(?P<d10
 
 
 def normalise_cpr(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """CPR texts without spaces and with at most one '-' after the 6th digit removed (RE2,
-    as :func:`skadestue.ingest.sql_parse.cpr_normalised`). The regexes run only where they
+    """CPR texts without spaces and with at most one '-' after the 6th digit removed (RE2;
+    the big-file ingest hands the SQL its CPR cells normalised by this). The regexes run only where they
     can change something: RE2's ``\\s`` is ASCII, so a column without a byte up to space has
     none; and only 11-byte texts with '-' 7th can lose it."""
     if _any_byte_upto_space(arr):

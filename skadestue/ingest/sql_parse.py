@@ -176,19 +176,7 @@ def time_seconds(parts: str) -> str:
 # --------------------------------------------------------------------------- CPR
 
 
-_DIGITS4 = "[0-9]" * 4
-_DIGITS6 = "[0-9]" * 6
 _DIGITS10 = "[0-9]" * 10
-
-
-def cpr_normalised(text: str) -> str:
-    """The CPR text without whitespace and without the '-' after the 6th digit (the usual
-    shapes by GLOB, the rest by regex)."""
-    return (
-        f"CASE WHEN {text} GLOB '{_DIGITS10}' THEN {text} "
-        f"WHEN {text} GLOB '{_DIGITS6}-{_DIGITS4}' THEN substr({text}, 1, 6) || substr({text}, 8, 4) "
-        f"ELSE regexp_replace(regexp_replace({text}, '\\s+', '', 'g'), '^(\\d{{6}})-(\\d{{4}})$', '\\1\\2') END"
-    )
 
 
 def cpr_number(norm: str) -> str:
