@@ -324,6 +324,50 @@ def test_no_table_holds_a_cpr_number_or_the_narrative():
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE starts_with(view_name, '_ing_')").fetchone() == (0,)
 
 
+def _cells_of(data: bytes):
+    """The records, the cells table (rows as dicts, by line) and the findings of one ER file."""
+    rec = read_records(data)
+    settings = Settings(pseudonym_key="k")
+    cols = delivery_mod.map_columns(rec.header, ER_SPEC, ER_SPEC.mapping(settings))
+    con = connect(":memory:")
+    prepared = er_sql.prepare_er(con, rec, ER_SPEC, cols.positions, cols.extra, settings, KEY)
+    cells = con.execute(f"SELECT * FROM {er_sql.CELLS} ORDER BY line_no").df().to_dict("records")
+    con.close()
+    return rec, cells, prepared
+
+
+@pytest.mark.parametrize("places_repeat", [True, False])
+def test_repeating_cells_are_scrubbed_once_per_value_as_row_by_row(monkeypatch, places_repeat):
+    """sygehus and ulykkessted (SCRUB_BY_VALUE) get their text rule once per distinct value
+    when their values repeat: the cells are those of the row-by-row SQL rule, the CPR-like
+    hospital is quarantined, names, phone numbers and CPR numbers in the place are redacted."""
+    places = ["Torvet 1", "vidne Jens Hansen 0101004000", "Møllevej 4, tlf 12 34 56 78",
+              "cyklist: Ole Hansen ramt", "", "Kirkevej 0101004000"]
+    redacted = ["Torvet 1", "vidne [NAVN] [CPR]", "Møllevej 4, tlf [TLF]", "cyklist: [NAVN] ramt", None,
+                "Kirkevej [CPR]"]
+    lines = ["kontakt_id;sygehus;ankomst;ulykkessted"]
+    for i in range(60):
+        suffix = "" if places_repeat or not places[i % 6] else f" nr {i}"
+        hospital = "0503871234" if i == 7 else ("SVS" if i % 3 else "SHS Sønderborg")
+        lines.append(f"K{i};{hospital};2024-03-05 14:{i:02d};{places[i % 6]}{suffix}")
+    data = ("\n".join(lines) + "\n").encode()
+    rec, fast, prepared = _cells_of(data)
+    parts = rec.cells if rec.cells is not None else rec.parsed
+    assert er_sql.scrubbed_by_value(parts.column_names) == (
+        {"sygehus", "ulykkessted"} if places_repeat else {"sygehus"})
+    assert [c["ulykkessted"] for c in fast] == [
+        redacted[i % 6] and redacted[i % 6] + ("" if places_repeat else f" nr {i}") for i in range(60)]
+    assert [c["sygehus"] for c in fast][:9] == ["SHS Sønderborg", "SVS", "SVS"] * 2 + ["SHS Sønderborg", "[CPR]", "SVS"]
+    assert prepared.quarantine["reason"].tolist() == ["sygehus looks like a CPR number; the row is not stored"]
+    assert prepared.quarantine["record_key"].tolist() == ["[CPR]|K7"]
+    # the same cells as when every cell is scrubbed row by row in SQL
+    monkeypatch.setattr(er_sql, "SCRUB_BY_VALUE", ())
+    rec, slow, reference = _cells_of(data)
+    assert er_sql.scrubbed_by_value((rec.cells if rec.cells is not None else rec.parsed).column_names) == set()
+    assert pd.DataFrame(fast).equals(pd.DataFrame(slow)) and len(fast) == 60
+    assert prepared.quarantine.equals(reference.quarantine)
+
+
 def _tables(con) -> dict[str, list[tuple]]:
     excluded = {"quality.quarantine": "EXCLUDE (quarantined_at)", "quality.ingest_note": "EXCLUDE (noted_at)",
                 "ops.delivery": "EXCLUDE (loaded_at)"}

@@ -181,22 +181,67 @@ _MAP_INTERMEDIATES = tuple(c for c in MAP_COLUMNS
                            if c not in ("kommunekode", "afslutning_word", "diagnose_norm", "bidiagnoser_norm"))
 
 
-def _scrubbed(values: pa.Array) -> pa.Array:
-    """Distinct cell values with a date-valid CPR number masked (the RE2 candidate pattern of
-    the SQL twin, so the same values; the Python rule only on its hits)."""
-    hit = pc.match_substring_regex(values, _CPR_CANDIDATE).to_numpy(zero_copy_only=False)
+def _scrubbed(values: pa.Array, fix: Callable[[str], str] = scrub_valid_cpr, pattern: str = _CPR_CANDIDATE) -> pa.Array:
+    """Distinct cell values through the text rule ``fix`` (by default: a date-valid CPR
+    number masked) where they match the RE2 candidate ``pattern`` (the SQL twin's pattern,
+    so the same values; the Python rule only on its hits). ``values`` itself if none changed."""
+    hit = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
     if not hit.any():
         return values
     texts = values.to_pylist()
-    return pa.array([scrub_valid_cpr(v) if h else v for v, h in zip(texts, hit)], type=pa.string())
+    fixed = [fix(v) if h else v for v, h in zip(texts, hit)]
+    return values if fixed == texts else pa.array(fixed, type=pa.string())
 
 
-def value_maps(settings: Settings, positions: dict[str, int]) -> Callable[[list[pa.Table]], list[pa.Table]]:
+#: Text cells whose values usually repeat (the hospital, the place of the accident): their text
+#: rule (:func:`text_rule`) runs once per distinct value in Arrow, appended as
+#: ``_scrub_<cell>``, when the file's first rows say they repeat (:func:`_scrub_by_value`);
+#: else, and for every other cell, row by row in SQL.
+SCRUB_BY_VALUE = ("sygehus", "ulykkessted")
+#: The rows :func:`_scrub_by_value` samples, and the share of distinct values in them above
+#: which a cell counts as not repeating (its distinct values would cost more than its rows).
+_SAMPLE_ROWS, _REPEATING = 65_536, 0.25
+_DIGITS = f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}"
+
+
+def text_rule(spec: SourceSpec, cell: str) -> tuple[str, str]:
+    """The Python rule (a name in :data:`_UDFS`) and its RE2 candidate pattern for a text cell
+    that is neither mapped nor the CPR or narrative: free text has CPR-like runs, phone numbers
+    and names redacted, other cells a date-valid CPR number masked."""
+    if cell in {c.lower() for c in spec.free_text_columns}:
+        return "_ing_redact_free_text", f"{_DIGITS}|{_NAME_CANDIDATE}"
+    return "_ing_scrub_valid_cpr", _CPR_CANDIDATE
+
+
+def _scrub_by_value(parts: list[pa.Table], cell: str, rule: tuple[str, str]) -> list[pa.ChunkedArray] | None:
+    """The cell of each part through its text ``rule``, found once per distinct value; None
+    when a sample says its values do not repeat."""
+    values = pa.chunked_array([c for p in parts for c in p.column(cell).chunks], type=pa.string())
+    sample = values.slice(0, _SAMPLE_ROWS)
+    if len(pc.unique(sample)) > _REPEATING * len(sample):
+        return None
+    uniques = pc.unique(values).drop_null()
+    udf, pattern = rule
+    clean = _scrubbed(uniques, _UDFS[udf], pattern)
+    if clean is uniques:  # nothing to change: the cells as they are (no copy)
+        return [p.column(cell) for p in parts]
+    return [_spread(clean, pc.index_in(p.column(cell), value_set=uniques)) for p in parts]
+
+
+def scrubbed_by_value(columns: list[str]) -> set[str]:
+    """The cells of :data:`SCRUB_BY_VALUE` that :func:`value_maps` scrubbed (given the records' columns)."""
+    return {c for c in SCRUB_BY_VALUE if f"_scrub_{c}" in columns}
+
+
+def value_maps(
+    settings: Settings, positions: dict[str, int], spec: SourceSpec,
+) -> Callable[[list[pa.Table]], list[pa.Table]]:
     """The vocabulary rules of ``er.py``/``parse.py`` as a function over the records' Arrow
     parts (for :meth:`Records.map_cells`): each mapped cell is CPR-scrubbed, and each rule's
     outputs appended as columns (``tm_label``, ``alder_n``, ...), computed once per *distinct*
     value in Python and spread to the rows by Arrow's ``index_in`` + ``take`` (no join in
-    DuckDB). A column the file lacks gives null outputs."""
+    DuckDB). A column the file lacks gives null outputs. The cells of :data:`SCRUB_BY_VALUE`
+    get their text rule the same way, when their values repeat."""
     maps = {"kommune": (_kommune_map(settings.kommuner), _KOMMUNE_OUTPUTS), **_MAPS}
     pos = {c.lower(): i for c, i in positions.items()}
 
@@ -217,14 +262,21 @@ def value_maps(settings: Settings, positions: dict[str, int]) -> Callable[[list[
         scrubbed = [_spread(clean, i) for i in indexes] if clean is not uniques else None  # a CPR was masked
         return cell, scrubbed, [{name: _spread(arr, i) for name, arr in arrays.items()} for i in indexes]
 
+    by_value = [c for c in SCRUB_BY_VALUE if c in pos]
+
     def apply(parts: list[pa.Table]) -> list[pa.Table]:
         # the columns' rules are independent: Arrow's kernels (most of the work) run on both cores
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            scrubs = [pool.submit(_scrub_by_value, parts, f"c{pos[c]}", text_rule(spec, c)) for c in by_value]
             results = list(pool.map(lambda col: mapped(parts, col), maps))
+            scrubs = [f.result() for f in scrubs]
         for cell, scrubbed, appended in results:  # in the rules' order
             if scrubbed is not None:
                 parts = [p.set_column(p.schema.get_field_index(cell), cell, v) for p, v in zip(parts, scrubbed)]
             parts = [_append(p, a) for p, a in zip(parts, appended)]
+        for col, scrubbed in zip(by_value, scrubs):
+            if scrubbed is not None:
+                parts = [p.append_column(f"_scrub_{col}", v) for p, v in zip(parts, scrubbed)]
         return parts
 
     return apply
@@ -274,27 +326,26 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
             pass
 
 
-def _rewritten(col: str, udf: str, pattern: str, *, name_pattern: str | None = None, unless: str | None = None) -> str:
+def _rewritten(col: str, udf: str, pattern: str, *, unless: str | None = None) -> str:
     """``col`` through the Python rule ``udf`` where it matches the RE2 candidate ``pattern``
-    (which needs 8 characters at least: the length is checked first, most cells are short)
-    or ``name_pattern`` (one regex for both: one pass over the text); not where the
-    condition ``unless`` holds (a shape without a candidate)."""
-    if name_pattern:
-        hit = f"regexp_matches({col}, {_q(f'{pattern}|{name_pattern}')})"
-    else:
-        hit = f"(length({col}) >= 8 AND regexp_matches({col}, {_q(pattern)}))"
+    (one regex, one pass over the text; a pattern of digit runs needs 8 characters at least,
+    so the length is checked first: most cells are short); not where the condition
+    ``unless`` holds (a shape without a candidate)."""
+    hit = f"regexp_matches({col}, {_q(pattern)})"
+    if udf != "_ing_redact_free_text":  # (free text also has names, which can be short)
+        hit = f"(length({col}) >= 8 AND {hit})"
     if unless:
         hit = f"NOT coalesce({unless}, false) AND ({hit})"
     return f"CASE WHEN {hit} THEN {udf}({col}) ELSE {col} END"
 
 
 def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int], hmac_sql,
-               rejects: list[Rule], notes: list[Rule]) -> str:
+               rejects: list[Rule], notes: list[Rule], by_value: set[str] = frozenset()) -> str:
     """SELECT of the delivery's typed cells from the records view (with the value maps'
     columns appended): no CPR, narrative or line text leaves it (see the module docstring).
-    Which checks of ``rejects`` and ``notes`` hold is in the bit masks ``_rejects`` and ``_notes``."""
+    Which checks of ``rejects`` and ``notes`` hold is in the bit masks ``_rejects`` and ``_notes``.
+    ``by_value``: the cells the value maps scrubbed into ``_scrub_<cell>``."""
     cpr, narrative = spec.cpr_column.lower(), spec.narrative_column.lower()
-    free = {c.lower() for c in spec.free_text_columns}
     keys = [k.lower() for k in spec.key]
     pos = {c.lower(): i for c, i in positions.items()}
     texts = [c.lower() for c in spec.columns if c.lower() not in (cpr, narrative)]
@@ -302,19 +353,18 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         (f"c{pos[c]}" if c in pos else "CAST(NULL AS VARCHAR)") + f" AS {c}" for c in (*texts, cpr, narrative)
     )
     extras = "".join(f", c{i} AS _x{k}" for k, i in enumerate(extra.values()))
-    digits = f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}"
     scrubbed = [f"{k} AS _raw_{k}" for k in keys]
     # a date in one of the fast shapes has no run of 6 digits: it is not scrubbed
     parsed_fast = {"ankomst": "_ankomst_ts_f IS NOT NULL", "ulykke_tid": "_ut_full_f IS NOT NULL"}
     for c in texts:
         if c in MAPPED:  # scrubbed by the value maps
             fix = c
-        elif c in free:
-            fix = _rewritten(c, "_ing_redact_free_text", digits, name_pattern=_NAME_CANDIDATE)
+        elif c in by_value:  # by the value maps, once per distinct value
+            fix = f"_scrub_{c}"
         else:
-            fix = _rewritten(c, "_ing_scrub_valid_cpr", _CPR_CANDIDATE, unless=parsed_fast.get(c))
+            fix = _rewritten(c, *text_rule(spec, c), unless=parsed_fast.get(c))
         scrubbed.append(f"{fix} AS _s_{c}")
-    scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', digits)} AS _extra_{k}" for k in range(len(extra))]
+    scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', _DIGITS)} AS _extra_{k}" for k in range(len(extra))]
     # the CPR's keyed hash comes with the records (a 32-byte BLOB until it is written, as hex,
     # to raw and staging)
     facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth", lambda norm: "cpr_hmac")
@@ -346,7 +396,7 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         *MAP_COLUMNS,
     ]
     sql = (f"SELECT line_no, n_lines, n_fields, unclosed, overflow, row_hash, cpr_hmac, {picked}{extras}, "
-           f"{cpr} AS _cpr_norm, {', '.join(MAP_COLUMNS)} FROM {REC}")
+           f"{cpr} AS _cpr_norm, {', '.join((*MAP_COLUMNS, *(f'_scrub_{c}' for c in sorted(by_value))))} FROM {REC}")
     for items in layers:
         sql = f"SELECT *, {', '.join(items)} FROM ({sql})"
     sql = f"SELECT {', '.join(outputs)} FROM ({sql})"
@@ -384,15 +434,15 @@ def kept_extra(con: duckdb.DuckDBPyConnection, extra: dict[str, int]) -> dict[st
 
 def build_cells(
     con: duckdb.DuckDBPyConnection, spec: SourceSpec, positions: dict[str, int], extra: dict[str, int], key: bytes,
-    rejects: list[Rule], notes: list[Rule],
+    rejects: list[Rule], notes: list[Rule], by_value: set[str] = frozenset(),
 ) -> None:
     """``_ing_er_cells`` (typed, with the checks) from the registered records view
     ``_ing_rec``; ``extra``: the unknown columns to keep (label: position), as one JSON object
-    per row, CPR-like runs redacted."""
+    per row, CPR-like runs redacted; ``by_value``: see :func:`_cells_sql`."""
     register_udfs(con)
     hmac_sql = sp.set_hmac_key(con, key)  # for a record key that looks like a CPR number
     try:
-        sql = _cells_sql(spec, positions, extra, hmac_sql, rejects, notes)
+        sql = _cells_sql(spec, positions, extra, hmac_sql, rejects, notes, by_value)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {CELLS} AS {sql}")
     finally:
         sp.clear_hmac_key(con)
@@ -526,12 +576,12 @@ def prepare_er(
     """
     cpr = {c.lower(): i for c, i in positions.items()}.get(spec.cpr_column.lower())
     records.add_hashes(con, key, cpr)
-    records.map_cells(value_maps(settings, positions))
+    records.map_cells(value_maps(settings, positions, spec))
     rejects, notes_ = reject_rules(records.width, settings.ingest.max_age), note_rules()
     records.register(con, REC)
     try:
         kept = kept_extra(con, extra)
-        build_cells(con, spec, positions, kept, key, rejects, notes_)
+        build_cells(con, spec, positions, kept, key, rejects, notes_, scrubbed_by_value(records.parsed.column_names))
     finally:
         records.unregister(con, REC)
     n_records = int(con.execute(f"SELECT count(*) FROM {CELLS}").fetchone()[0])
