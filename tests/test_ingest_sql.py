@@ -395,6 +395,38 @@ def test_a_demo_night_loads_the_same_rows_as_the_reference_path(tmp_path, monkey
         assert got[table] == want[table], table
 
 
+@pytest.mark.parametrize("staged_line", [3, None])
+def test_a_record_key_staged_twice_rolls_the_delivery_back(tmp_path, monkeypatch, staged_line):
+    """The DuckDB path counts staging's distinct keys from the in-file duplicates: a write
+    that stages a superseded line (3) or a line twice (None) instead of another is caught."""
+    inbox = tmp_path / "inbox"
+    (inbox / "skadestue").mkdir(parents=True)
+    (inbox / "skadestue/a.csv").write_text(
+        "kontakt_id;sygehus;ankomst\nK2;SVS;2024-01-02\nK1;SVS;2024-01-01\nK1;SVS;2024-01-03\n")
+    con = connect(":memory:")
+    real = er_sql.write_staging
+
+    def wrong(con_, spec, delivery_id, seq):
+        real(con_, spec, delivery_id, seq)
+        con_.execute("DELETE FROM staging.er_contact WHERE kontakt_id = 'K2'")
+        if staged_line is None:  # the kept K1 line once more
+            con_.execute("INSERT INTO staging.er_contact SELECT * FROM staging.er_contact WHERE kontakt_id = 'K1'")
+        else:  # the line the later K1 supersedes
+            con_.execute(f"INSERT INTO staging.er_contact SELECT * REPLACE ({staged_line} AS line_no) "
+                         "FROM staging.er_contact WHERE kontakt_id = 'K1'")
+
+    monkeypatch.setattr(er_sql, "write_staging", wrong)
+    monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)
+    with pytest.raises(IngestAccountingError, match=r"raw 3 rows on 3 lines, staging 2 rows with 1 distinct"):
+        ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r")
+    assert con.execute("SELECT count(*) FROM staging.er_contact").fetchone() == (0,)
+    monkeypatch.undo()
+    (d,) = ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r2").deliveries
+    assert (d.rows_read, d.rows_loaded, d.rows_quarantined) == (3, 2, 1)
+    assert delivery_mod.staged_counts(con, d, ER_SPEC) == (2, 2)
+    con.close()
+
+
 def test_duplicate_rows_roll_the_delivery_back(tmp_path, monkeypatch):
     """Without primary keys (migration 015) the accounting check guards uniqueness."""
     inbox = tmp_path / "inbox"

@@ -461,9 +461,8 @@ def check_accounting(
 ) -> None:
     """rows_read = rows_loaded + rows_quarantined, in the report and in the tables; and the
     keys the tables do not index are unique: raw by line, staging by record key (migration 015).
-    ``staged``: :func:`staged_counts` taken after the last write to staging in this
-    transaction (the big ER path counts them before it writes raw: a hash table over a
-    million keys is cheaper then, when raw is not yet in memory)."""
+    ``staged``: the counts of :func:`staged_counts` taken after the last write to staging in
+    this transaction (the big ER path's own, :func:`~skadestue.ingest.er_sql.staged_counts`)."""
     did = result.delivery_id
     key = ", ".join(spec.staging_key)
     n_raw, n_raw_lines = con.execute(
@@ -689,7 +688,7 @@ def load_file_sql(
             result.delivery_seq = _next_seq(con)
             _insert_delivery(con, result, run_id, digest)
             er_sql.write_staging(con, spec, result.delivery_id, result.delivery_seq)
-            staged = staged_counts(con, result, spec)
+            staged = er_sql.staged_counts(con, spec, result.delivery_id)
             er_sql.write_raw(con, spec, result.delivery_id)
             _insert(con, "quality.quarantine",
                     _findings_rows(prepared.quarantine, run_id, result).assign(stage="ingest"))
