@@ -4,7 +4,7 @@ over the whole delivery instead of frame by frame.
 1. In Arrow, on the records of :mod:`~skadestue.ingest.records`: the keyed hashes of each
    line and CPR cell (:mod:`skadestue.keyed_hash`), and the vocabulary rules of
    ``er.py``/``parse.py``, run once per *distinct* value in Python and spread back to the
-   rows by index (:func:`value_maps`).
+   rows by index (:class:`ValueMaps`).
 2. :func:`build_cells`, one SQL statement over those Arrow buffers: the CPR becomes its
    facts and pseudonym, the narrative its length, dates and times are parsed; text cells
    with a date-valid CPR number are masked and free text redacted by the Python rules of
@@ -176,9 +176,39 @@ MAPPED = ("kommune", *_MAPS)
 #: The columns the value maps append to the records.
 MAP_COLUMNS = tuple(name for outputs in (*(o for _, o in _MAPS.values()), _KOMMUNE_OUTPUTS)
                     for name, _ in outputs.values())
-#: Of those, what only the typed rules and the checks need (not kept in the cells table).
-_MAP_INTERMEDIATES = tuple(c for c in MAP_COLUMNS
-                           if c not in ("kommunekode", "afslutning_word", "diagnose_norm", "bidiagnoser_norm"))
+#: Of those, the ones staging keeps, by the cell they map.
+STORED_OUTPUTS = {"kommunekode": "kommune", "afslutning_word": "afslutning", "diagnose_norm": "diagnose",
+                  "bidiagnoser_norm": "bidiagnoser"}
+
+
+def _dictionary(name: str) -> str:
+    return f"_ing_dict_{name}"
+
+
+def decoded(name: str) -> str:
+    """SQL: a mapped cell's text (``kommune``, ...) or a stored output (``kommunekode``, ...)
+    of a row of the cells table, which keeps only each mapped cell's index ``_ix_<cell>`` into
+    its distinct values (an INTEGER instead of up to two texts per cell and row: a narrower
+    table is cheaper to write); the values are in session variables (:func:`set_dictionaries`)."""
+    cell = STORED_OUTPUTS.get(name, name)
+    return f"getvariable('{_dictionary(name)}')[_ix_{cell} + 1]"
+
+
+def decoded_items(names=None) -> str:
+    """SELECT items ``<text> AS <name>`` of :func:`decoded` (default: every mapped cell and stored output)."""
+    return ", ".join(f"{decoded(n)} AS {n}" for n in (names or (*MAPPED, *STORED_OUTPUTS)))
+
+
+def set_dictionaries(con: duckdb.DuckDBPyConnection, dictionaries: dict[str, list[str | None]]) -> None:
+    """The distinct values of the mapped cells and their stored outputs as session variables
+    (CPR-scrubbed cell texts, never SQL text)."""
+    for name, values in dictionaries.items():
+        con.execute(f"SET VARIABLE {_dictionary(name)} = CAST(? AS VARCHAR[])", [values])
+
+
+def clear_dictionaries(con: duckdb.DuckDBPyConnection) -> None:
+    for name in (*MAPPED, *STORED_OUTPUTS):
+        con.execute(f"RESET VARIABLE {_dictionary(name)}")
 
 
 def _scrubbed(values: pa.Array, fix: Callable[[str], str] = scrub_valid_cpr, pattern: str = _CPR_CANDIDATE) -> pa.Array:
@@ -229,29 +259,37 @@ def _scrub_by_value(parts: list[pa.Table], cell: str, rule: tuple[str, str]) -> 
 
 
 def scrubbed_by_value(columns: list[str]) -> set[str]:
-    """The cells of :data:`SCRUB_BY_VALUE` that :func:`value_maps` scrubbed (given the records' columns)."""
+    """The cells of :data:`SCRUB_BY_VALUE` that :class:`ValueMaps` scrubbed (given the records' columns)."""
     return {c for c in SCRUB_BY_VALUE if f"_scrub_{c}" in columns}
 
 
-def value_maps(
-    settings: Settings, positions: dict[str, int], spec: SourceSpec,
-) -> Callable[[list[pa.Table]], list[pa.Table]]:
+class ValueMaps:
     """The vocabulary rules of ``er.py``/``parse.py`` as a function over the records' Arrow
     parts (for :meth:`Records.map_cells`): each mapped cell is CPR-scrubbed, and each rule's
     outputs appended as columns (``tm_label``, ``alder_n``, ...), computed once per *distinct*
     value in Python and spread to the rows by Arrow's ``index_in`` + ``take`` (no join in
-    DuckDB). A column the file lacks gives null outputs. The cells of :data:`SCRUB_BY_VALUE`
-    get their text rule the same way, when their values repeat."""
-    maps = {"kommune": (_kommune_map(settings.kommuner), _KOMMUNE_OUTPUTS), **_MAPS}
-    pos = {c.lower(): i for c, i in positions.items()}
+    DuckDB); each cell's index into its distinct values is appended as ``_ix_<cell>``, and
+    the distinct values (and stored outputs) are kept in :attr:`dictionaries` for
+    :func:`set_dictionaries`. A column the file lacks gives null outputs. The cells of
+    :data:`SCRUB_BY_VALUE` get their text rule the same way, when their values repeat."""
 
-    def mapped(parts: list[pa.Table], col: str) -> tuple[str | None, list[pa.ChunkedArray] | None, list[dict]]:
+    def __init__(self, settings: Settings, positions: dict[str, int], spec: SourceSpec) -> None:
+        self.maps = {"kommune": (_kommune_map(settings.kommuner), _KOMMUNE_OUTPUTS), **_MAPS}
+        self.pos = {c.lower(): i for c, i in positions.items()}
+        self.spec = spec
+        #: name (a mapped cell or a stored output) -> its distinct values, as _ix_<cell> indexes them
+        self.dictionaries: dict[str, list[str | None]] = {}
+
+    def _mapped(self, parts: list[pa.Table], col: str) -> tuple[str | None, list | None, list[dict], dict]:
         """One column's rule: (the cell, its scrubbed values per part or None, the appended
-        columns per part)."""
-        fn, outputs = maps[col]
-        if col not in pos:
-            return None, None, [{name: pa.nulls(p.num_rows, t) for name, t in outputs.values()} for p in parts]
-        cell = f"c{pos[col]}"
+        columns per part, its dictionaries)."""
+        fn, outputs = self.maps[col]
+        stored = [name for name, _ in outputs.values() if name in STORED_OUTPUTS]
+        if col not in self.pos:
+            appended = [{name: pa.nulls(p.num_rows, t) for name, t in outputs.values()}
+                        | {f"_ix_{col}": pa.nulls(p.num_rows, pa.int32())} for p in parts]
+            return None, None, appended, {name: [] for name in (col, *stored)}
+        cell = f"c{self.pos[col]}"
         values = pa.chunked_array([c for p in parts for c in p.column(cell).chunks], type=pa.string())
         uniques = pc.unique(values).drop_null()
         clean = _scrubbed(uniques)
@@ -260,26 +298,26 @@ def value_maps(
         arrays = {name: pa.array(result[k], type=t, from_pandas=True) for k, (name, t) in outputs.items()}
         indexes = [pc.index_in(p.column(cell), value_set=uniques) for p in parts]
         scrubbed = [_spread(clean, i) for i in indexes] if clean is not uniques else None  # a CPR was masked
-        return cell, scrubbed, [{name: _spread(arr, i) for name, arr in arrays.items()} for i in indexes]
+        appended = [{name: _spread(arr, i) for name, arr in arrays.items()} | {f"_ix_{col}": i} for i in indexes]
+        return cell, scrubbed, appended, {col: clean.to_pylist(), **{n: arrays[n].to_pylist() for n in stored}}
 
-    by_value = [c for c in SCRUB_BY_VALUE if c in pos]
-
-    def apply(parts: list[pa.Table]) -> list[pa.Table]:
+    def __call__(self, parts: list[pa.Table]) -> list[pa.Table]:
+        by_value = [c for c in SCRUB_BY_VALUE if c in self.pos]
         # the columns' rules are independent: Arrow's kernels (most of the work) run on both cores
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            scrubs = [pool.submit(_scrub_by_value, parts, f"c{pos[c]}", text_rule(spec, c)) for c in by_value]
-            results = list(pool.map(lambda col: mapped(parts, col), maps))
+            scrubs = [pool.submit(_scrub_by_value, parts, f"c{self.pos[c]}", text_rule(self.spec, c))
+                      for c in by_value]
+            results = list(pool.map(lambda col: self._mapped(parts, col), self.maps))
             scrubs = [f.result() for f in scrubs]
-        for cell, scrubbed, appended in results:  # in the rules' order
+        for cell, scrubbed, appended, dictionaries in results:  # in the rules' order
             if scrubbed is not None:
                 parts = [p.set_column(p.schema.get_field_index(cell), cell, v) for p, v in zip(parts, scrubbed)]
             parts = [_append(p, a) for p, a in zip(parts, appended)]
+            self.dictionaries.update(dictionaries)
         for col, scrubbed in zip(by_value, scrubs):
             if scrubbed is not None:
                 parts = [p.append_column(f"_scrub_{col}", v) for p, v in zip(parts, scrubbed)]
         return parts
-
-    return apply
 
 
 def _spread(values: pa.Array, index: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -347,6 +385,7 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
     ``by_value``: the cells the value maps scrubbed into ``_scrub_<cell>``."""
     cpr, narrative = spec.cpr_column.lower(), spec.narrative_column.lower()
     keys = [k.lower() for k in spec.key]
+    indexes = [f"_ix_{c}" for c in MAPPED]
     pos = {c.lower(): i for c, i in positions.items()}
     texts = [c.lower() for c in spec.columns if c.lower() not in (cpr, narrative)]
     picked = ", ".join(
@@ -393,17 +432,19 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         ("json_object(" + ", ".join(f"{_q(label)}, _extra_{k}" for k, label in enumerate(extra)) + ") AS extra"
          if extra else "CAST(NULL AS JSON) AS extra"),
         "ankomst_ts", "ut_full", "ut_bare",
-        *MAP_COLUMNS,
+        *MAP_COLUMNS, *indexes,
     ]
     sql = (f"SELECT line_no, n_lines, n_fields, unclosed, overflow, row_hash, cpr_hmac, {picked}{extras}, "
-           f"{cpr} AS _cpr_norm, {', '.join((*MAP_COLUMNS, *(f'_scrub_{c}' for c in sorted(by_value))))} FROM {REC}")
+           f"{cpr} AS _cpr_norm, {', '.join((*MAP_COLUMNS, *indexes, *(f'_scrub_{c}' for c in sorted(by_value))))} "
+           f"FROM {REC}")
     for items in layers:
         sql = f"SELECT *, {', '.join(items)} FROM ({sql})"
     sql = f"SELECT {', '.join(outputs)} FROM ({sql})"
     checks = [f"{_bits(rejects)} AS _rejects", f"{_bits(notes)} AS _notes"]
     for items in [*_typed_layers(), checks]:
         sql = f"SELECT *, {', '.join(items)} FROM ({sql})"
-    dropped = [*_MAP_INTERMEDIATES, "ut_full", "ut_bare", *(f"_cprlike_{k}" for k in keys)]
+    # the mapped cells and the maps' outputs are kept as the cells' indexes (see decoded)
+    dropped = [*MAP_COLUMNS, *MAPPED, "ut_full", "ut_bare", *(f"_cprlike_{k}" for k in keys)]
     return f"SELECT * EXCLUDE ({', '.join(dropped)}) FROM ({sql})"
 
 
@@ -576,7 +617,9 @@ def prepare_er(
     """
     cpr = {c.lower(): i for c, i in positions.items()}.get(spec.cpr_column.lower())
     records.add_hashes(con, key, cpr)
-    records.map_cells(value_maps(settings, positions, spec))
+    maps = ValueMaps(settings, positions, spec)
+    records.map_cells(maps)
+    set_dictionaries(con, maps.dictionaries)
     rejects, notes_ = reject_rules(records.width, settings.ingest.max_age), note_rules()
     records.register(con, REC)
     try:
@@ -590,7 +633,7 @@ def prepare_er(
         SELECT {_dup_key()}, max(line_no) AS last_line FROM {CELLS}
         WHERE sygehus IS NOT NULL AND kontakt_id IS NOT NULL GROUP BY ALL HAVING count(*) > 1""")
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {FLAGGED} AS SELECT * FROM {CELLS}
+        CREATE OR REPLACE TEMP TABLE {FLAGGED} AS SELECT *, {decoded_items()} FROM {CELLS}
         WHERE _rejects <> 0 OR _notes <> 0
            OR ({_DUP_KEY[0]}, {_DUP_KEY[1]}) IN (SELECT (dk_sygehus, dk_kontakt_id) FROM {DUPS})""")
     bad_sql = f"{_findings_sql(rejects, FLAGGED, '_rejects')} UNION ALL ({_duplicates_sql(FLAGGED)})"
@@ -610,8 +653,7 @@ def _as_hex(column: str) -> str:
 
 RAW_ITEMS = (
     f"line_no, {_as_hex('row_hash')}, kontakt_id, sygehus, ankomst, ulykke_tid, {_as_hex('cpr_pseudonym')}, cpr_status, "
-    "cpr_birth_date, cpr_sex, koen, alder, transportmiddel, modpart, ulykkessted, kommune, diagnose, "
-    "bidiagnoser, afslutning, fritekst_chars, extra"
+    f"cpr_birth_date, cpr_sex, ulykkessted, {decoded_items(MAPPED)}, fritekst_chars, extra"
 )
 
 
@@ -621,9 +663,10 @@ def write_staging(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id:
         INSERT INTO {spec.staging_table} BY NAME
         SELECT sygehus, kontakt_id, {_q(delivery_id)} AS delivery_id, {int(delivery_seq)} AS delivery_seq,
             line_no, ankomst_ts AS ankomst, ulykke_tid_ts AS ulykke_tid, injury_date, {_as_hex('cpr_pseudonym')},
-            cpr_birth_date AS birth_date, sex, age, road_user, counterpart, ulykkessted, kommunekode,
-            diagnose_norm AS diagnose, string_split(bidiagnoser_norm, ' ') AS bidiagnoser,
-            afslutning_word AS afslutning, severity
+            cpr_birth_date AS birth_date, sex, age, road_user, counterpart, ulykkessted,
+            {decoded('kommunekode')} AS kommunekode, {decoded('diagnose_norm')} AS diagnose,
+            string_split({decoded('bidiagnoser_norm')}, ' ') AS bidiagnoser,
+            {decoded('afslutning_word')} AS afslutning, severity
         FROM {CELLS} t ANTI JOIN {BAD} b USING (line_no)
     """)
 
@@ -667,7 +710,8 @@ def insertion_order(con: duckdb.DuckDBPyConnection, keep: bool) -> None:
 
 
 def drop_temp(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the delivery's temp tables."""
+    """Drop the delivery's temp tables and dictionaries."""
+    clear_dictionaries(con)
     names = [r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, '_ing_')"
     ).fetchall()]
