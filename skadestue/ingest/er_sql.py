@@ -178,7 +178,7 @@ MAP_COLUMNS = tuple(name for outputs in (*(o for _, o in _MAPS.values()), _KOMMU
                     for name, _ in outputs.values())
 #: Of those, the ones staging keeps, by the cell they map.
 STORED_OUTPUTS = {"kommunekode": "kommune", "afslutning_word": "afslutning", "diagnose_norm": "diagnose",
-                  "bidiagnoser_norm": "bidiagnoser"}
+                  "bidiagnoser_norm": "bidiagnoser", "tm_label": "transportmiddel", "mp_label": "modpart"}
 
 
 def _dictionary(name: str) -> str:
@@ -492,13 +492,11 @@ def build_cells(
 def _typed_layers() -> list[list[str]]:
     """SELECT items (innermost first) over the cells and the appended map columns: the
     row-wise rules of ``er.py`` (accident time against arrival, injury date, age, sex,
-    severity) and the vocabulary outputs with their defaults."""
+    severity); road_user and counterpart are decoded when staging is written."""
     on_day = "(date_trunc('day', ankomst_ts) + to_seconds(ut_bare))"
     return [
         [f"coalesce(ut_full, CASE WHEN {on_day} > ankomst_ts THEN {on_day} - INTERVAL 1 DAY ELSE {on_day} END) "
          "AS ulykke_tid_ts",
-         "coalesce(tm_label, 'unknown') AS road_user",
-         "coalesce(mp_label, 'unknown') AS counterpart",
          """CASE
                 WHEN afslutning_word = 'død' THEN 'killed'
                 WHEN coalesce(dg_serious, false) OR coalesce(bd_serious, false)
@@ -657,13 +655,18 @@ RAW_ITEMS = (
 )
 
 
+#: SQL: the vocabulary labels of the mode cells, unknown where there is none.
+_ROAD_USER = f"coalesce({decoded('tm_label')}, 'unknown')"
+_COUNTERPART = f"coalesce({decoded('mp_label')}, 'unknown')"
+
+
 def write_staging(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str, delivery_seq: int) -> None:
     """The staging rows of the prepared delivery (inside the delivery's transaction)."""
     con.execute(f"""
         INSERT INTO {spec.staging_table} BY NAME
         SELECT sygehus, kontakt_id, {_q(delivery_id)} AS delivery_id, {int(delivery_seq)} AS delivery_seq,
             line_no, ankomst_ts AS ankomst, ulykke_tid_ts AS ulykke_tid, injury_date, {_as_hex('cpr_pseudonym')},
-            cpr_birth_date AS birth_date, sex, age, road_user, counterpart, ulykkessted,
+            cpr_birth_date AS birth_date, sex, age, {_ROAD_USER} AS road_user, {_COUNTERPART} AS counterpart, ulykkessted,
             {decoded('kommunekode')} AS kommunekode, {decoded('diagnose_norm')} AS diagnose,
             string_split({decoded('bidiagnoser_norm')}, ' ') AS bidiagnoser,
             {decoded('afslutning_word')} AS afslutning, severity
