@@ -43,21 +43,19 @@ _CPR_NAMED_RE = r"^(?P<dd>\d{2})(?P<mm>\d{2})(?P<yy>\d{2})(?P<d7>\d)\d{2}(?P<d10
 
 
 def normalise_cpr(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """CPR texts without spaces and with at most one '-' after the 6th digit removed (RE2;
-    the big-file ingest hands the SQL its CPR cells normalised by this). The regexes run only where they
-    can change something: RE2's ``\\s`` is ASCII, so a column without a byte up to space has
-    none; and only 11-byte texts with '-' 7th can lose it."""
+    """CPR texts without spaces and with at most one '-' after the 6th digit removed (Arrow;
+    the big-file ingest hands the SQL its CPR cells normalised by this). The whitespace regex
+    runs only where it can change something: RE2's ``\\s`` is ASCII, so a column without a
+    byte up to space has none. A dash goes only from 11-byte texts with '-' 7th whose other
+    characters are ASCII digits (``^(\\d{6})-(\\d{4})$``), chunk by chunk without a regex."""
     if _any_byte_upto_space(arr):
         arr = pc.replace_substring_regex(arr, r"\s+", "")
     dashed = pc.fill_null(pc.and_(pc.equal(pc.binary_length(arr), 11),
                                   pc.equal(pc.utf8_slice_codeunits(arr, 6, 7), "-")), False)
     if not pc.any(dashed).as_py():
         return arr
-    undashed = pc.replace_substring_regex(pc.filter(arr, dashed), r"^(\d{6})-(\d{4})$", r"\1\2")
-    if isinstance(arr, pa.Array):
-        return pc.replace_with_mask(arr, dashed, undashed)
-    out = pc.replace_with_mask(arr.combine_chunks(), dashed.combine_chunks(), undashed.combine_chunks())
-    return pa.chunked_array([out], type=out.type)
+    undashed = pc.utf8_replace_slice(arr, 6, 7, "")
+    return pc.if_else(pc.and_(dashed, pc.fill_null(pc.ascii_is_decimal(undashed), False)), undashed, arr)
 
 
 def _any_byte_upto_space(arr: pa.Array | pa.ChunkedArray) -> bool:
