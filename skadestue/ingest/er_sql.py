@@ -420,7 +420,7 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
                 layers.append([])
             layers[depth].extend(items)
     outputs = [
-        "line_no", "n_lines", "n_fields", "unclosed", "overflow",
+        "line_no", "CAST(n_lines AS INTEGER) AS n_lines", "CAST(n_fields AS INTEGER) AS n_fields", "unclosed", "overflow",
         "row_hash",
         *(f"{expr} AS {name}" for name, expr in facts.items()),
         f"CAST(length({narrative}) AS INTEGER) AS {narrative}_chars",
