@@ -446,6 +446,51 @@ def test_a_record_key_staged_twice_rolls_the_delivery_back(tmp_path, monkeypatch
     con.close()
 
 
+def test_a_key_rewritten_in_staging_rolls_the_delivery_back(tmp_path, monkeypatch):
+    """A write that gives a staged line another line's key (no in-file duplicate involved) is
+    caught too: the staged lines' keys are checked against the cells' (hash sums)."""
+    inbox = tmp_path / "inbox"
+    (inbox / "skadestue").mkdir(parents=True)
+    (inbox / "skadestue/a.csv").write_text(
+        "kontakt_id;sygehus;ankomst\nK1;SVS;2024-01-01\nK2;SVS;2024-01-02\nK3;SVS;2024-01-03\n")
+    con = connect(":memory:")
+    real = er_sql.write_staging
+
+    def rekeyed(con_, spec, delivery_id, seq):
+        real(con_, spec, delivery_id, seq)
+        con_.execute("UPDATE staging.er_contact SET kontakt_id = 'K3' WHERE kontakt_id = 'K2'")
+
+    monkeypatch.setattr(er_sql, "write_staging", rekeyed)
+    monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)
+    with pytest.raises(IngestAccountingError, match=r"raw 3 rows on 3 lines, staging 3 rows with 2 distinct"):
+        ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r")
+    assert con.execute("SELECT count(*) FROM staging.er_contact").fetchone() == (0,)
+    con.close()
+
+
+def test_a_raw_line_written_twice_rolls_the_delivery_back(tmp_path, monkeypatch):
+    """The DuckDB path checks raw's lines against the cells' (row count and hash sum): a
+    line written twice instead of another is caught, with the exact count in the message."""
+    inbox = tmp_path / "inbox"
+    (inbox / "skadestue").mkdir(parents=True)
+    (inbox / "skadestue/a.csv").write_text(
+        "kontakt_id;sygehus;ankomst\nK1;SVS;2024-01-01\nK2;SVS;2024-01-02\nK3;SVS;2024-01-03\n")
+    con = connect(":memory:")
+    real = er_sql.write_raw
+
+    def twice(con_, spec, delivery_id):
+        real(con_, spec, delivery_id)
+        con_.execute("INSERT INTO raw.er_contact SELECT * FROM raw.er_contact WHERE kontakt_id = 'K1'")
+        con_.execute("DELETE FROM raw.er_contact WHERE kontakt_id = 'K2'")
+
+    monkeypatch.setattr(er_sql, "write_raw", twice)
+    monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)
+    with pytest.raises(IngestAccountingError, match=r"duplicate rows \(raw 3 rows on 2 lines, staging 3 rows with 3 distinct"):
+        ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r")
+    assert con.execute("SELECT count(*) FROM raw.er_contact").fetchone() == (0,)
+    con.close()
+
+
 def test_duplicate_rows_roll_the_delivery_back(tmp_path, monkeypatch):
     """Without primary keys (migration 015) the accounting check guards uniqueness."""
     inbox = tmp_path / "inbox"

@@ -455,19 +455,25 @@ def staged_counts(con: duckdb.DuckDBPyConnection, result: DeliveryResult, spec: 
     ).fetchone()
 
 
+def raw_counts(con: duckdb.DuckDBPyConnection, result: DeliveryResult, spec: SourceSpec) -> tuple[int, int]:
+    """The delivery's raw rows and their distinct line numbers."""
+    return con.execute(
+        f"SELECT count(*), count(DISTINCT line_no) FROM {spec.raw_table} WHERE delivery_id = ?", [result.delivery_id]
+    ).fetchone()
+
+
 def check_accounting(
     con: duckdb.DuckDBPyConnection, result: DeliveryResult, spec: SourceSpec,
-    staged: tuple[int, int] | None = None,
+    staged: tuple[int, int] | None = None, raw: tuple[int, int] | None = None,
 ) -> None:
     """rows_read = rows_loaded + rows_quarantined, in the report and in the tables; and the
     keys the tables do not index are unique: raw by line, staging by record key (migration 015).
-    ``staged``: the counts of :func:`staged_counts` taken after the last write to staging in
-    this transaction (the big ER path's own, :func:`~skadestue.ingest.er_sql.staged_counts`)."""
+    ``staged`` and ``raw``: the counts of :func:`staged_counts` and :func:`raw_counts` taken
+    after the last write to the table in this transaction (the big ER path's own, cheaper:
+    :func:`~skadestue.ingest.er_sql.staged_counts`, :func:`~skadestue.ingest.er_sql.raw_counts`)."""
     did = result.delivery_id
     key = ", ".join(spec.staging_key)
-    n_raw, n_raw_lines = con.execute(
-        f"SELECT count(*), count(DISTINCT line_no) FROM {spec.raw_table} WHERE delivery_id = ?", [did]
-    ).fetchone()
+    n_raw, n_raw_lines = raw or raw_counts(con, result, spec)
     n_staged, n_staged_keys = staged or staged_counts(con, result, spec)
     n_quar = con.execute(
         "SELECT count(DISTINCT line_no) FROM quality.quarantine WHERE delivery_id = ? AND line_no IS NOT NULL",
@@ -690,12 +696,13 @@ def load_file_sql(
             er_sql.write_staging(con, spec, result.delivery_id, result.delivery_seq)
             staged = er_sql.staged_counts(con, spec, result.delivery_id)
             er_sql.write_raw(con, spec, result.delivery_id)
+            raw = er_sql.raw_counts(con, spec, result.delivery_id)
             _insert(con, "quality.quarantine",
                     _findings_rows(prepared.quarantine, run_id, result).assign(stage="ingest"))
             notes = _findings_rows(prepared.notes, run_id, result).rename(columns={"reason": "note"})
             _insert(con, "quality.ingest_note", notes)
             _insert_run_file(con, run_id, result.file, digest, "loaded", result.delivery_id)
-            check_accounting(con, result, spec, staged)
+            check_accounting(con, result, spec, staged, raw)
 
         _in_transaction(con, load)
     finally:

@@ -678,14 +678,16 @@ def staged_counts(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id:
     """The delivery's staging rows and their distinct record keys (as
     ``delivery.staged_counts``), without a hash table over a million keys.
 
-    Staging holds a projection of the cells, one row per line (:func:`write_staging`), so two
-    of its rows share a key only if two lines of the cells do, and those keys are in
-    ``_ing_er_dups``: with no line staged twice, the distinct keys are the rows less the
-    surplus rows of those keys. A line staged twice (a bug) is counted the exact way."""
-    n, lines = con.execute(
-        f"SELECT count(*), count(DISTINCT line_no) FROM {spec.staging_table} WHERE delivery_id = ?", [delivery_id]
-    ).fetchone()
-    if lines != n:
+    When staging holds the loaded lines of the cells table with their keys (the same number
+    of rows, and the same sum of hash(line, key): a multiset check, one scan each), two staged
+    rows share a key only if two lines of the cells do, and those keys are in
+    ``_ing_er_dups``: the distinct keys are the rows less the surplus rows of those keys.
+    Otherwise (a bug) they are counted the exact way."""
+    line_key = "coalesce(sum(hash(line_no, sygehus, kontakt_id)::HUGEINT), 0)"
+    n, staged_sum = con.execute(
+        f"SELECT count(*), {line_key} FROM {spec.staging_table} WHERE delivery_id = ?", [delivery_id]).fetchone()
+    loaded = con.execute(f"SELECT count(*), {line_key} FROM {CELLS} ANTI JOIN {BAD} USING (line_no)").fetchone()
+    if (n, staged_sum) != loaded:
         return n, con.execute(
             f"SELECT count(DISTINCT (sygehus, kontakt_id)) FROM {spec.staging_table} WHERE delivery_id = ?",
             [delivery_id]).fetchone()[0]
@@ -695,6 +697,20 @@ def staged_counts(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id:
             JOIN {DUPS} d ON s.sygehus = d.dk_sygehus AND s.kontakt_id = d.dk_kontakt_id
             WHERE s.delivery_id = ? GROUP BY s.sygehus, s.kontakt_id)""", [delivery_id]).fetchone()[0]
     return n, n - int(surplus)
+
+
+def raw_counts(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str) -> tuple[int, int]:
+    """The delivery's raw rows and their distinct line numbers (as ``delivery.raw_counts``),
+    without a hash table: when raw holds the lines of the cells table (the same number of
+    rows and sum of hash(line)), its lines are distinct as the cells' are (one record per
+    line). Otherwise (a bug) they are counted the exact way."""
+    lines = "coalesce(sum(hash(line_no)::HUGEINT), 0)"
+    n, raw_sum = con.execute(
+        f"SELECT count(*), {lines} FROM {spec.raw_table} WHERE delivery_id = ?", [delivery_id]).fetchone()
+    if (n, raw_sum) == con.execute(f"SELECT count(*), {lines} FROM {CELLS}").fetchone():
+        return n, n
+    return n, con.execute(
+        f"SELECT count(DISTINCT line_no) FROM {spec.raw_table} WHERE delivery_id = ?", [delivery_id]).fetchone()[0]
 
 
 def write_raw(con: duckdb.DuckDBPyConnection, spec: SourceSpec, delivery_id: str) -> None:
