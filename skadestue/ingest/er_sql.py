@@ -27,7 +27,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import duckdb
 import numpy as np
@@ -234,16 +234,29 @@ _SAMPLE_ROWS, _REPEATING = 65_536, 0.25
 _DIGITS = f"{_CPR_CANDIDATE}|{_PHONE_CANDIDATE}"
 
 
-def text_rule(spec: SourceSpec, cell: str) -> tuple[str, str]:
-    """The Python rule (a name in :data:`_UDFS`) and its RE2 candidate pattern for a text cell
-    that is neither mapped nor the CPR or narrative: free text has CPR-like runs, phone numbers
-    and names redacted, other cells a date-valid CPR number masked."""
+class TextRule(NamedTuple):
+    """A Python text rule (a name in :data:`_UDFS`), the RE2 pattern every text it can change
+    matches, and the fewest characters such a text has."""
+
+    udf: str
+    pattern: str
+    min_chars: int = 8  # a run of digits of a CPR or phone number
+
+
+#: The rule of the unknown columns kept in ``extra``: CPR-like runs and phone numbers.
+_EXTRA_RULE = TextRule("_ing_redact_cpr", _DIGITS)
+
+
+def text_rule(spec: SourceSpec, cell: str) -> TextRule:
+    """The rule for a text cell that is neither mapped nor the CPR or narrative: free text has
+    CPR-like runs, phone numbers and names (which can be short) redacted, other cells a
+    date-valid CPR number masked."""
     if cell in {c.lower() for c in spec.free_text_columns}:
-        return "_ing_redact_free_text", f"{_DIGITS}|{_NAME_CANDIDATE}"
-    return "_ing_scrub_valid_cpr", _CPR_CANDIDATE
+        return TextRule("_ing_redact_free_text", f"{_DIGITS}|{_NAME_CANDIDATE}", min_chars=0)
+    return TextRule("_ing_scrub_valid_cpr", _CPR_CANDIDATE)
 
 
-def _scrub_by_value(parts: list[pa.Table], cell: str, rule: tuple[str, str]) -> list[pa.ChunkedArray] | None:
+def _scrub_by_value(parts: list[pa.Table], cell: str, rule: TextRule) -> list[pa.ChunkedArray] | None:
     """The cell of each part through its text ``rule``, found once per distinct value; None
     when a sample says its values do not repeat."""
     values = pa.chunked_array([c for p in parts for c in p.column(cell).chunks], type=pa.string())
@@ -251,16 +264,10 @@ def _scrub_by_value(parts: list[pa.Table], cell: str, rule: tuple[str, str]) -> 
     if len(pc.unique(sample)) > _REPEATING * len(sample):
         return None
     uniques = pc.unique(values).drop_null()
-    udf, pattern = rule
-    clean = _scrubbed(uniques, _UDFS[udf], pattern)
+    clean = _scrubbed(uniques, _UDFS[rule.udf], rule.pattern)
     if clean is uniques:  # nothing to change: the cells as they are (no copy)
         return [p.column(cell) for p in parts]
     return [_spread(clean, pc.index_in(p.column(cell), value_set=uniques)) for p in parts]
-
-
-def scrubbed_by_value(columns: list[str]) -> set[str]:
-    """The cells of :data:`SCRUB_BY_VALUE` that :class:`ValueMaps` scrubbed (given the records' columns)."""
-    return {c for c in SCRUB_BY_VALUE if f"_scrub_{c}" in columns}
 
 
 class ValueMaps:
@@ -279,6 +286,8 @@ class ValueMaps:
         self.spec = spec
         #: name (a mapped cell or a stored output) -> its distinct values, as _ix_<cell> indexes them
         self.dictionaries: dict[str, list[str | None]] = {}
+        #: The cells of SCRUB_BY_VALUE scrubbed by value (appended as _scrub_<cell>).
+        self.scrubbed_by_value: set[str] = set()
 
     def _mapped(self, parts: list[pa.Table], col: str) -> tuple[str | None, list | None, list[dict], dict]:
         """One column's rule: (the cell, its scrubbed values per part or None, the appended
@@ -317,6 +326,7 @@ class ValueMaps:
         for col, scrubbed in zip(by_value, scrubs):
             if scrubbed is not None:
                 parts = [p.append_column(f"_scrub_{col}", v) for p, v in zip(parts, scrubbed)]
+                self.scrubbed_by_value.add(col)
         return parts
 
 
@@ -364,17 +374,16 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
             pass
 
 
-def _rewritten(col: str, udf: str, pattern: str, *, unless: str | None = None) -> str:
-    """``col`` through the Python rule ``udf`` where it matches the RE2 candidate ``pattern``
-    (one regex, one pass over the text; a pattern of digit runs needs 8 characters at least,
-    so the length is checked first: most cells are short); not where the condition
-    ``unless`` holds (a shape without a candidate)."""
-    hit = f"regexp_matches({col}, {_q(pattern)})"
-    if udf != "_ing_redact_free_text":  # (free text also has names, which can be short)
-        hit = f"(length({col}) >= 8 AND {hit})"
+def _rewritten(col: str, rule: TextRule, *, unless: str | None = None) -> str:
+    """``col`` through the Python rule where it matches the rule's RE2 pattern (one regex, one
+    pass over the text; the length is checked first where a candidate needs some: most cells
+    are short); not where the condition ``unless`` holds (a shape without a candidate)."""
+    hit = f"regexp_matches({col}, {_q(rule.pattern)})"
+    if rule.min_chars:
+        hit = f"(length({col}) >= {rule.min_chars} AND {hit})"
     if unless:
         hit = f"NOT coalesce({unless}, false) AND ({hit})"
-    return f"CASE WHEN {hit} THEN {udf}({col}) ELSE {col} END"
+    return f"CASE WHEN {hit} THEN {rule.udf}({col}) ELSE {col} END"
 
 
 def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int], hmac_sql,
@@ -401,9 +410,9 @@ def _cells_sql(spec: SourceSpec, positions: dict[str, int], extra: dict[str, int
         elif c in by_value:  # by the value maps, once per distinct value
             fix = f"_scrub_{c}"
         else:
-            fix = _rewritten(c, *text_rule(spec, c), unless=parsed_fast.get(c))
+            fix = _rewritten(c, text_rule(spec, c), unless=parsed_fast.get(c))
         scrubbed.append(f"{fix} AS _s_{c}")
-    scrubbed += [f"{_rewritten(f'_x{k}', '_ing_redact_cpr', _DIGITS)} AS _extra_{k}" for k in range(len(extra))]
+    scrubbed += [f"{_rewritten(f'_x{k}', _EXTRA_RULE)} AS _extra_{k}" for k in range(len(extra))]
     # the CPR's keyed hash comes with the records (a 32-byte BLOB until it is written, as hex,
     # to raw and staging)
     facts = sp.cpr_facts("_cpr_norm", "_cpr_num", "_cpr_birth", lambda norm: "cpr_hmac")
@@ -622,7 +631,7 @@ def prepare_er(
     records.register(con, REC)
     try:
         kept = kept_extra(con, extra)
-        build_cells(con, spec, positions, kept, key, rejects, notes_, scrubbed_by_value(records.parsed.column_names))
+        build_cells(con, spec, positions, kept, key, rejects, notes_, maps.scrubbed_by_value)
     finally:
         records.unregister(con, REC)
     n_records = int(con.execute(f"SELECT count(*) FROM {CELLS}").fetchone()[0])
