@@ -414,80 +414,58 @@ def test_a_demo_night_loads_the_same_rows_as_the_reference_path(tmp_path, monkey
         assert got[table] == want[table], table
 
 
-@pytest.mark.parametrize("staged_line", [3, None])
-def test_a_record_key_staged_twice_rolls_the_delivery_back(tmp_path, monkeypatch, staged_line):
-    """The DuckDB path counts staging's distinct keys from the in-file duplicates: a write
-    that stages a superseded line (3) or a line twice (None) instead of another is caught."""
+_THREE = "kontakt_id;sygehus;ankomst\nK1;SVS;2024-01-01\nK2;SVS;2024-01-02\nK3;SVS;2024-01-03\n"
+_K1_TWICE = "kontakt_id;sygehus;ankomst\nK2;SVS;2024-01-02\nK1;SVS;2024-01-01\nK1;SVS;2024-01-03\n"
+#: Wrong writes the DuckDB path's accounting must catch (it compares staging and raw with the
+#: cells table by count and hash sum, and takes exact counts only when they differ):
+#: (file, the write, SQL run after it, the message).
+_WRONG_WRITES = {
+    "the superseded line staged instead of another": (
+        _K1_TWICE, "write_staging",
+        ["DELETE FROM staging.er_contact WHERE kontakt_id = 'K2'",
+         "INSERT INTO staging.er_contact SELECT * REPLACE (3 AS line_no) FROM staging.er_contact WHERE kontakt_id = 'K1'"],
+        r"raw 3 rows on 3 lines, staging 2 rows with 1 distinct"),
+    "a line staged twice instead of another": (
+        _K1_TWICE, "write_staging",
+        ["DELETE FROM staging.er_contact WHERE kontakt_id = 'K2'",
+         "INSERT INTO staging.er_contact SELECT * FROM staging.er_contact WHERE kontakt_id = 'K1'"],
+        r"raw 3 rows on 3 lines, staging 2 rows with 1 distinct"),
+    "a staged line given another line's key": (
+        _THREE, "write_staging", ["UPDATE staging.er_contact SET kontakt_id = 'K3' WHERE kontakt_id = 'K2'"],
+        r"raw 3 rows on 3 lines, staging 3 rows with 2 distinct"),
+    "a raw line written twice instead of another": (
+        _THREE, "write_raw",
+        ["INSERT INTO raw.er_contact SELECT * FROM raw.er_contact WHERE kontakt_id = 'K1'",
+         "DELETE FROM raw.er_contact WHERE kontakt_id = 'K2'"],
+        r"raw 3 rows on 2 lines, staging 3 rows with 3 distinct"),
+}
+
+
+@pytest.mark.parametrize("case", _WRONG_WRITES)
+def test_a_wrong_write_rolls_the_delivery_back(tmp_path, monkeypatch, case):
+    data, write, after, message = _WRONG_WRITES[case]
     inbox = tmp_path / "inbox"
     (inbox / "skadestue").mkdir(parents=True)
-    (inbox / "skadestue/a.csv").write_text(
-        "kontakt_id;sygehus;ankomst\nK2;SVS;2024-01-02\nK1;SVS;2024-01-01\nK1;SVS;2024-01-03\n")
+    (inbox / "skadestue/a.csv").write_text(data)
     con = connect(":memory:")
-    real = er_sql.write_staging
+    real = getattr(er_sql, write)
 
-    def wrong(con_, spec, delivery_id, seq):
-        real(con_, spec, delivery_id, seq)
-        con_.execute("DELETE FROM staging.er_contact WHERE kontakt_id = 'K2'")
-        if staged_line is None:  # the kept K1 line once more
-            con_.execute("INSERT INTO staging.er_contact SELECT * FROM staging.er_contact WHERE kontakt_id = 'K1'")
-        else:  # the line the later K1 supersedes
-            con_.execute(f"INSERT INTO staging.er_contact SELECT * REPLACE ({staged_line} AS line_no) "
-                         "FROM staging.er_contact WHERE kontakt_id = 'K1'")
+    def wrong(con_, *args):
+        real(con_, *args)
+        for sql in after:
+            con_.execute(sql)
 
-    monkeypatch.setattr(er_sql, "write_staging", wrong)
+    monkeypatch.setattr(er_sql, write, wrong)
     monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)
-    with pytest.raises(IngestAccountingError, match=r"raw 3 rows on 3 lines, staging 2 rows with 1 distinct"):
+    with pytest.raises(IngestAccountingError, match=r"duplicate rows \(" + message):
         ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r")
-    assert con.execute("SELECT count(*) FROM staging.er_contact").fetchone() == (0,)
+    for table in ("ops.delivery", "raw.er_contact", "staging.er_contact"):
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
     monkeypatch.undo()
     (d,) = ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r2").deliveries
-    assert (d.rows_read, d.rows_loaded, d.rows_quarantined) == (3, 2, 1)
-    assert delivery_mod.staged_counts(con, d, ER_SPEC) == (2, 2)
-    con.close()
-
-
-def test_a_key_rewritten_in_staging_rolls_the_delivery_back(tmp_path, monkeypatch):
-    """A write that gives a staged line another line's key (no in-file duplicate involved) is
-    caught too: the staged lines' keys are checked against the cells' (hash sums)."""
-    inbox = tmp_path / "inbox"
-    (inbox / "skadestue").mkdir(parents=True)
-    (inbox / "skadestue/a.csv").write_text(
-        "kontakt_id;sygehus;ankomst\nK1;SVS;2024-01-01\nK2;SVS;2024-01-02\nK3;SVS;2024-01-03\n")
-    con = connect(":memory:")
-    real = er_sql.write_staging
-
-    def rekeyed(con_, spec, delivery_id, seq):
-        real(con_, spec, delivery_id, seq)
-        con_.execute("UPDATE staging.er_contact SET kontakt_id = 'K3' WHERE kontakt_id = 'K2'")
-
-    monkeypatch.setattr(er_sql, "write_staging", rekeyed)
-    monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)
-    with pytest.raises(IngestAccountingError, match=r"raw 3 rows on 3 lines, staging 3 rows with 2 distinct"):
-        ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r")
-    assert con.execute("SELECT count(*) FROM staging.er_contact").fetchone() == (0,)
-    con.close()
-
-
-def test_a_raw_line_written_twice_rolls_the_delivery_back(tmp_path, monkeypatch):
-    """The DuckDB path checks raw's lines against the cells' (row count and hash sum): a
-    line written twice instead of another is caught, with the exact count in the message."""
-    inbox = tmp_path / "inbox"
-    (inbox / "skadestue").mkdir(parents=True)
-    (inbox / "skadestue/a.csv").write_text(
-        "kontakt_id;sygehus;ankomst\nK1;SVS;2024-01-01\nK2;SVS;2024-01-02\nK3;SVS;2024-01-03\n")
-    con = connect(":memory:")
-    real = er_sql.write_raw
-
-    def twice(con_, spec, delivery_id):
-        real(con_, spec, delivery_id)
-        con_.execute("INSERT INTO raw.er_contact SELECT * FROM raw.er_contact WHERE kontakt_id = 'K1'")
-        con_.execute("DELETE FROM raw.er_contact WHERE kontakt_id = 'K2'")
-
-    monkeypatch.setattr(er_sql, "write_raw", twice)
-    monkeypatch.setattr(delivery_mod, "SQL_MIN_BYTES", 0)
-    with pytest.raises(IngestAccountingError, match=r"duplicate rows \(raw 3 rows on 2 lines, staging 3 rows with 3 distinct"):
-        ingest_inbox(con, Settings(inbox=inbox, pseudonym_key="k"), "r")
-    assert con.execute("SELECT count(*) FROM raw.er_contact").fetchone() == (0,)
+    assert (d.rows_read, d.rows_loaded) == (3, 2 if data == _K1_TWICE else 3)
+    assert delivery_mod.staged_counts(con, d, ER_SPEC) == (d.rows_loaded,) * 2
+    assert delivery_mod.raw_counts(con, d, ER_SPEC) == (3, 3)
     con.close()
 
 
