@@ -469,8 +469,9 @@ def check_accounting(
     """rows_read = rows_loaded + rows_quarantined, in the report and in the tables; and the
     keys the tables do not index are unique: raw by line, staging by record key (migration 015).
     ``staged`` and ``raw``: the counts of :func:`staged_counts` and :func:`raw_counts` taken
-    after the last write to the table in this transaction (the big ER path's own, cheaper:
-    :func:`~skadestue.ingest.er_sql.staged_counts`, :func:`~skadestue.ingest.er_sql.raw_counts`)."""
+    after the last write to the table in this transaction by the big ER path's own, cheaper
+    checks (:func:`~skadestue.ingest.er_sql.staged_counts`, :func:`~skadestue.ingest.er_sql.raw_counts`);
+    where they are None (those checks failed) the exact counts are taken here."""
     did = result.delivery_id
     key = ", ".join(spec.staging_key)
     n_raw, n_raw_lines = raw or raw_counts(con, result, spec)
